@@ -1,0 +1,44 @@
+# Entry points: make demo | make test | make dev | make bench
+# Needs only python3 (3.11) and make: uv is installed from PyPI into .tools/, and it installs the
+# locked dependencies (uv.lock) into .venv/.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: install demo test lint dev bench clean
+
+install: $(VENV)/.installed
+
+$(UV):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+demo: install
+	$(BIN)/payout-backfill demo
+
+test: install
+	$(BIN)/ruff check payout_assets payout_assets_tests bench
+	$(BIN)/ruff format --check payout_assets payout_assets_tests bench
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check --fix payout_assets payout_assets_tests bench
+	$(BIN)/ruff format payout_assets payout_assets_tests bench
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

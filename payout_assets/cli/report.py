@@ -1,0 +1,50 @@
+"""What a backfill did, read back from ClickHouse (the ledger), never from memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+
+STATE_ORDER = [
+    ("invalid_id", "invalid"),
+    ("already_resolved", "already resolved"),
+    ("ingested", "resolved and ingested"),
+    ("unresolved", "unresolved"),
+    ("not_found", "not found"),
+    ("rejected", "rejected"),
+    ("failed", "failed"),
+    ("fetched", "fetched, not yet ingested"),
+    ("pending", "pending (shard not run)"),
+]
+
+
+def ledger_counts(store: ClickHouseStore) -> tuple[str | None, dict[str, int]]:
+    snapshot = warehouse.current_snapshot(store)
+    if snapshot is None:
+        return None, {}
+    return snapshot.generation, warehouse.state_counts(store, snapshot.generation)
+
+
+def render_table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    vwidth = max(len(v) for _, v in rows)
+    line = f"+-{'-' * width}-+-{'-' * vwidth}-+"
+    body = [f"| {k:<{width}} | {v:>{vwidth}} |" for k, v in rows]
+    return "\n".join([line, *body, line])
+
+
+def summary_rows(
+    counts: Mapping[str, int], extra: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    rows = [("ids in (distinct)", f"{sum(counts.values()):,}")]
+    rows += [
+        (label, f"{counts.get(state, 0):,}")
+        for state, label in STATE_ORDER
+        if counts.get(state)
+        or state
+        in {"invalid_id", "already_resolved", "ingested", "unresolved", "not_found", "rejected"}
+    ]
+    rows += list((extra or {}).items())
+    return rows

@@ -1,0 +1,310 @@
+"""The four assets, in the order a payout travels:
+
+``missing_condition_ids`` → ``goldsky_payouts`` (one partition per shard) →
+``resolutions_external_ingest`` → ``vw_resolutions_truth``.
+
+Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) records the state
+of every id that entered, so nothing is lost without a trace.
+"""
+
+import dagster as dg
+
+from payout_assets.config import shard_count
+from payout_assets.defs.metadata import counts_table, md_table, table_name
+from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.resources.clickhouse import ClickHouseResource
+from payout_assets.resources.goldsky import GoldskyResource
+from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.shard import ShardFailed, ShardProgress, run_shard
+from payout_assets.validate.ids import InvalidId, normalize_condition_id
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+from payout_assets.write.warehouse import Snapshot
+
+GROUP = "payouts"
+OWNERS = ["team:data-platform"]
+INPUT_CHUNK = 50_000
+
+
+def _load_input(store: ClickHouseStore, id_source: IdSourceResource, generation: str) -> str:
+    """Copy the candidate ids into ``payout_backfill.id_input``; returns where they came from."""
+    path = id_source.file()
+    if path is None:
+        warehouse.load_universe(store, generation, id_source.universe_sql())
+        return "sql/condition_universe.sql"
+    chunk: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.strip():
+                chunk.append(line.rstrip("\r\n"))
+            if len(chunk) >= INPUT_CHUNK:
+                warehouse.load_input_lines(store, generation, chunk)
+                chunk = []
+    warehouse.load_input_lines(store, generation, chunk)
+    return str(path)
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"clickhouse", "python"},
+    description=(
+        "Condition ids that still lack a payout vector, each assigned to a worker shard. Ids come "
+        "from PAYOUT_IDS_FILE or sql/condition_universe.sql; they are normalised to 64 lowercase hex, "
+        "deduplicated, and those already resolved (market_resolutions_final or an earlier ingest) "
+        "are dropped. Invalid ids are kept out of every request and recorded in the ledger with a "
+        "reason. Also pins the backfill to one subgraph block (a consistent snapshot)."
+    ),
+    metadata=table_name("payout_backfill.missing_condition_ids"),
+)
+def missing_condition_ids(
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    goldsky: GoldskyResource,
+    id_source: IdSourceResource,
+) -> dg.MaterializeResult:
+    store = clickhouse.store()
+    warehouse.ensure_schema(store)
+    generation = context.run_id
+    shards = shard_count()
+    with goldsky.client(context.log) as client:
+        meta = client.meta()
+    if meta.has_indexing_errors:
+        context.log.warning(
+            "the subgraph reports hasIndexingErrors=true: some conditions may be missing from it"
+        )
+
+    source = _load_input(store, id_source, generation)
+    lines = warehouse.input_count(store, generation)
+    names = warehouse.scratch_names(generation)
+    warehouse.create_candidates(store, names)
+    invalid_sample: list[tuple[str, str]] = []
+    for chunk in warehouse.iter_input_chunks(store, generation):
+        normalised = [normalize_condition_id(raw) for raw in chunk]
+        valid = [n for n in normalised if isinstance(n, str)]
+        invalid = [n for n in normalised if isinstance(n, InvalidId)]
+        warehouse.add_candidates(store, names, valid)
+        warehouse.record_states(
+            store,
+            generation,
+            context.run_id,
+            [(i.text, "invalid_id", i.reason, -1) for i in invalid],
+        )
+        invalid_sample += [(i.text[:80], i.reason) for i in invalid[: 10 - len(invalid_sample)]]
+    warehouse.build_missing(store, names, generation, context.run_id, shards)
+    warehouse.record_snapshot(
+        store,
+        Snapshot(
+            generation,
+            meta.block_number,
+            meta.block_hash,
+            meta.deployment,
+            meta.has_indexing_errors,
+            shards,
+        ),
+    )
+    counts = warehouse.state_counts(store, generation)
+    sizes = warehouse.shard_sizes(store)
+    to_fetch = counts.get("pending", 0)
+    context.log.info(
+        f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
+        f"pinned to block {meta.block_number:,}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": to_fetch,
+            "ids_by_state": counts_table(counts),
+            "input_rows": lines,
+            "distinct_ids": sum(counts.values()),
+            "invalid_ids": counts.get("invalid_id", 0),
+            "already_resolved": counts.get("already_resolved", 0),
+            "source": source,
+            "snapshot_block": meta.block_number,
+            "subgraph_deployment": meta.deployment,
+            "has_indexing_errors": meta.has_indexing_errors,
+            "generation": generation,
+            "ids_per_shard": md_table(
+                ["shard", "ids"], [(f"shard-{s:02d}", f"{n:,}") for s, n in sorted(sizes.items())]
+            ),
+            "invalid_sample": md_table(["input", "reason"], invalid_sample or [("-", "-")]),
+        }
+    )
+
+
+def _report_progress(context: dg.AssetExecutionContext, progress: ShardProgress) -> None:
+    rate = progress.done_ids / progress.elapsed_s if progress.elapsed_s > 0 else 0.0
+    context.log.info(
+        f"shard-{progress.shard:02d}: {progress.done_ids:,}/{progress.total_ids:,} ids, "
+        f"{progress.batches} batches, {dict(progress.outcomes)}, {rate:,.0f} ids/s"
+    )
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=context.asset_key,
+            partition=context.partition_key,
+            metadata={
+                "done_ids": progress.done_ids,
+                "total_ids": progress.total_ids,
+                "batches": progress.batches,
+                "ids_per_second": round(rate, 1),
+            },
+        )
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"clickhouse", "graphql"},
+    partitions_def=shard_partitions,
+    deps=[missing_condition_ids],
+    description=(
+        "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the backfill's "
+        "snapshot block, in batches of up to 1000 ids with `first` set to the batch size. Every "
+        "row is validated (pandera PayoutRow) before it is written to the staging table "
+        "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
+        "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
+        "of the run is kept; re-running the shard replaces its rows."
+    ),
+    metadata=table_name("payout_backfill.goldsky_payouts"),
+)
+def goldsky_payouts(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, goldsky: GoldskyResource
+) -> dg.MaterializeResult:
+    shard = shard_index(context.partition_key)
+    store = clickhouse.store()
+    warehouse.ensure_schema(store)
+    snapshot = warehouse.current_snapshot(store)
+    if snapshot is None:
+        raise dg.Failure("no backfill snapshot yet: materialise missing_condition_ids first")
+    if snapshot.shard_count != shard_count():
+        raise dg.Failure(
+            f"missing_condition_ids was split into {snapshot.shard_count} shards but PAYOUT_SHARDS is "
+            f"{shard_count()}: re-materialise missing_condition_ids with the current PAYOUT_SHARDS"
+        )
+    try:
+        with goldsky.client(context.log) as client:
+            progress = run_shard(
+                store,
+                client,
+                shard,
+                context.run_id,
+                snapshot,
+                on_progress=lambda p: _report_progress(context, p),
+                log=context.log,
+            )
+            requests, retries = client.requests_sent, client.retries
+    except Exception as exc:
+        failed_ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
+        warehouse.drop_staged_run(store, shard, context.run_id)
+        warehouse.fail_shard(
+            store, shard, context.run_id, snapshot.generation, f"shard run failed: {exc}"
+        )
+        warehouse.record_states(
+            store,
+            snapshot.generation,
+            context.run_id,
+            [(c, "failed", str(exc), shard) for c in failed_ids],
+        )
+        raise dg.Failure(
+            description=f"{context.partition_key} failed: {exc}",
+            metadata={
+                "error": str(exc),
+                "failed_batch_size": len(failed_ids),
+                "failed_batch_ids": dg.MetadataValue.md(
+                    "\n".join(f"- `{c}`" for c in failed_ids[:50])
+                    or "(no batch: the shard failed before fetching)"
+                ),
+            },
+        ) from exc
+    warehouse.publish_shard(store, shard, context.run_id, snapshot.generation)
+    replaced = warehouse.drop_other_runs(store, shard, context.run_id)
+    outcomes = dict(progress.outcomes)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": progress.done_ids,
+            "dagster/partition_row_count": progress.done_ids,
+            "outcomes": counts_table(outcomes, label="outcome"),
+            "resolved": outcomes.get("resolved", 0),
+            "rejected": outcomes.get("rejected", 0),
+            "requests": requests,
+            "retries": retries,
+            "batches": progress.batches,
+            "snapshot_block": snapshot.block_number,
+            "seconds": round(progress.elapsed_s, 2),
+            "replaced_runs": replaced,
+            "rejected_sample": md_table(
+                ["condition_id", "reason"], progress.rejected_sample or [("-", "-")]
+            ),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"clickhouse", "table"},
+    partitions_def=shard_partitions,
+    deps=[goldsky_payouts],
+    description=(
+        "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
+        "(source = 'goldsky'), loaded per shard from the newest validated staging run. "
+        "ReplacingMergeTree keyed by condition_id with a version column: the newest fetch wins; "
+        "read it with FINAL."
+    ),
+    metadata=table_name("default.resolutions_external_ingest"),
+)
+def resolutions_external_ingest(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
+) -> dg.MaterializeResult:
+    shard = shard_index(context.partition_key)
+    store = clickhouse.store()
+    warehouse.ensure_schema(store)
+    latest = warehouse.latest_shard_run(store, shard)
+    if latest is None:
+        raise dg.Failure(
+            f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
+            f"for {context.partition_key} first"
+        )
+    run_id, _generation = latest
+    warehouse.ingest_shard(store, shard, run_id)
+    outcomes = warehouse.shard_outcomes(store, shard, run_id)
+    loaded = outcomes.get("resolved", 0)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/partition_row_count": loaded,
+            "dagster/row_count": warehouse.ingest_table_rows(store),
+            "loaded_rows": loaded,
+            "from_fetch_run": run_id,
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"clickhouse", "view"},
+    deps=[resolutions_external_ingest],
+    description=(
+        "cascadian_clean.vw_resolutions_truth: one row per resolved condition for P&L. "
+        "market_resolutions_final wins where both sources have a payout; both tables are read "
+        "with FINAL and LIMIT 1 BY condition_id, so no condition ever appears twice."
+    ),
+    metadata=table_name("cascadian_clean.vw_resolutions_truth"),
+)
+def vw_resolutions_truth(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
+) -> dg.MaterializeResult:
+    store = clickhouse.store()
+    warehouse.ensure_schema(store)
+    summary = warehouse.truth_summary(store)
+    total = sum(n for _, n, _ in summary)
+    context.log.info(f"vw_resolutions_truth: {total:,} conditions")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "by_source": md_table(
+                ["source", "conditions", "split (winning_index = -1)"],
+                [(s, f"{n:,}", f"{k:,}") for s, n, k in summary] or [("-", 0, 0)],
+            ),
+        }
+    )

@@ -1,0 +1,23 @@
+"""Worker shards as static partitions: the partition status *is* the checkpoint.
+
+One run per shard (no single-run backfill policy), so a failed or killed shard is re-run alone
+while the others stay materialised.
+"""
+
+import dagster as dg
+
+from payout_assets.config import shard_count
+
+
+def shard_key(shard: int) -> str:
+    return f"shard-{shard:02d}"
+
+
+def shard_index(partition_key: str) -> int:
+    prefix, _, number = partition_key.partition("-")
+    if prefix != "shard" or not number.isdigit():
+        raise ValueError(f"not a shard partition key: {partition_key!r} (expected shard-NN)")
+    return int(number)
+
+
+shard_partitions = dg.StaticPartitionsDefinition([shard_key(i) for i in range(shard_count())])

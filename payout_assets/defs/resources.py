@@ -1,0 +1,52 @@
+"""Resource bindings, read from the environment (see the README's configuration table)."""
+
+import os
+
+import dagster as dg
+
+from payout_assets.config import (
+    DEFAULT_GOLDSKY_ENDPOINT,
+    DEFAULT_MAX_RPS,
+    default_clickhouse_dsn,
+    env_or_default,
+)
+from payout_assets.resources.clickhouse import ClickHouseResource
+from payout_assets.resources.goldsky import GoldskyResource
+from payout_assets.resources.id_source import IdSourceResource
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    secret_or_none = {
+        "api_key": dg.EnvVar("GOLDSKY_API_KEY") if os.environ.get("GOLDSKY_API_KEY") else None,
+        "extra_headers": dg.EnvVar("GOLDSKY_HEADERS")
+        if os.environ.get("GOLDSKY_HEADERS")
+        else None,
+    }
+    return dg.Definitions(
+        resources={
+            "clickhouse": ClickHouseResource(
+                dsn=env_or_default("CLICKHOUSE_DSN", default_clickhouse_dsn())
+            ),
+            "goldsky": GoldskyResource(
+                endpoint=env_or_default("GOLDSKY_ENDPOINT", DEFAULT_GOLDSKY_ENDPOINT),
+                dialect=os.environ.get("GOLDSKY_DIALECT", "pnl"),
+                max_rps=_number("GOLDSKY_MAX_RPS", DEFAULT_MAX_RPS),
+                concurrency=int(_number("GOLDSKY_CONCURRENCY", 8)),
+                timeout_s=_number("GOLDSKY_TIMEOUT_S", 30.0),
+                max_attempts=int(_number("GOLDSKY_MAX_ATTEMPTS", 8)),
+                max_retry_s=_number("GOLDSKY_MAX_RETRY_S", 300.0),
+                backoff_initial_s=_number("GOLDSKY_BACKOFF_S", 0.5),
+                **secret_or_none,
+            ),
+            "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
+        }
+    )

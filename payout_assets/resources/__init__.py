@@ -1,0 +1,1 @@
+"""Dagster resources: configuration-bearing handles on ClickHouse and on the Goldsky endpoint."""

@@ -1,0 +1,25 @@
+"""ClickHouse as a Dagster resource (clickhouse-connect; embedded chdb or a server)."""
+
+import dagster as dg
+from pydantic import Field
+
+from payout_assets.write.store import ClickHouseStore
+
+
+class ClickHouseResource(dg.ConfigurableResource):
+    """Where every asset of this project lives.
+
+    ``chdb:///abs/path`` is the embedded engine (default: ``$DAGSTER_HOME/clickhouse``);
+    ``http(s)://user:password@host:port/db`` a server or cluster. The password never appears in
+    logs, metadata or errors.
+    """
+
+    dsn: str = Field(
+        description="CLICKHOUSE_DSN: chdb:///abs/path or http(s)://user:pass@host:port/db"
+    )
+    lock_timeout_s: float = Field(
+        default=900.0, description="How long a process waits for the embedded store's file lock."
+    )
+
+    def store(self) -> ClickHouseStore:
+        return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s)

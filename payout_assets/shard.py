@@ -1,0 +1,227 @@
+"""One shard's backfill: read its ids in chunks, fetch them in batches, validate, stage.
+
+This is the loop behind the ``goldsky_payouts`` asset. Fetching runs on a small thread pool (the
+per-shard in-flight bound); parsing, validation and writes happen on the calling thread, so the
+embedded store is only ever touched by one thread of the process. Rows are staged in bounded
+flushes, and every id asked for gets exactly one staged outcome: ``resolved``, ``unresolved``,
+``not_found`` or ``rejected`` (with the rule it broke).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from payout_assets.fetch.client import GoldskyClient
+from payout_assets.fetch.errors import GoldskyError
+from payout_assets.validate.payouts import Payout, PayoutFormatError, RawCondition, parse_payout
+from payout_assets.validate.schema import failures_by_row, payout_frame
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+from payout_assets.write.warehouse import Snapshot
+
+FLUSH_ROWS = 5_000
+REJECTED_SAMPLE = 20
+
+
+@dataclass
+class ShardProgress:
+    """What a shard has done so far; reported every few batches and at the end."""
+
+    shard: int
+    total_ids: int
+    done_ids: int = 0
+    batches: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    rejected_sample: list[tuple[str, str]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class ShardFailed(RuntimeError):
+    """A batch failed after its retries; carries the batch's ids for the failure metadata."""
+
+    def __init__(self, message: str, condition_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.condition_ids = tuple(condition_ids)
+
+
+def _batches(chunks: Iterator[list[str]], size: int) -> Iterator[list[str]]:
+    for chunk in chunks:
+        for start in range(0, len(chunk), size):
+            yield chunk[start : start + size]
+
+
+class _Stager:
+    """Turns fetched batches into staged rows, validating payouts in bounded flushes."""
+
+    def __init__(
+        self,
+        store: ClickHouseStore,
+        shard: int,
+        run_id: str,
+        snapshot: Snapshot,
+        progress: ShardProgress,
+    ) -> None:
+        self.store = store
+        self.shard = shard
+        self.run_id = run_id
+        self.snapshot = snapshot
+        self.progress = progress
+        self.rows: list[tuple[Any, ...]] = []
+        self.candidates: list[tuple[RawCondition, Payout]] = []
+
+    def add_batch(self, asked: Sequence[str], answer: Sequence[RawCondition]) -> None:
+        fetched_at = warehouse.now_utc()
+        by_id = {c.condition_id: c for c in answer}
+        for cid in asked:
+            raw = by_id.get(cid)
+            if raw is None:
+                self._row(cid, "not_found", "", None, fetched_at)
+                continue
+            try:
+                payout = parse_payout(raw)
+            except PayoutFormatError as exc:
+                self._row(cid, "rejected", str(exc), None, fetched_at, raw)
+                continue
+            if payout is None:
+                self._row(cid, "unresolved", "", None, fetched_at, raw)
+            else:
+                self.candidates.append((raw, payout))
+        if len(self.rows) + len(self.candidates) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Validate the pending payouts with the pandera model, then write everything staged."""
+        if self.candidates:
+            fetched_at = warehouse.now_utc()
+            frame = payout_frame(
+                [
+                    {
+                        "condition_id": raw.condition_id,
+                        "payout_numerators": list(p.numerators),
+                        "payout_denominator": p.denominator,
+                        "winning_index": p.winning_index,
+                        "resolved_at": p.resolved_at,
+                    }
+                    for raw, p in self.candidates
+                ]
+            )
+            failures = failures_by_row(frame)
+            for position, (raw, payout) in enumerate(self.candidates):
+                broken = failures.get(position)
+                if broken:
+                    self._row(
+                        raw.condition_id, "rejected", ", ".join(broken), None, fetched_at, raw
+                    )
+                else:
+                    self._row(raw.condition_id, "resolved", "", payout, fetched_at, raw)
+            self.candidates = []
+        warehouse.stage_rows(self.store, self.rows)
+        self.rows = []
+
+    def _row(
+        self,
+        cid: str,
+        outcome: str,
+        reason: str,
+        payout: Payout | None,
+        fetched_at: Any,
+        raw: RawCondition | None = None,
+    ) -> None:
+        self.progress.outcomes[outcome] += 1
+        if outcome == "rejected" and len(self.progress.rejected_sample) < REJECTED_SAMPLE:
+            self.progress.rejected_sample.append((cid, reason))
+        raw_numerators = list((raw.payout_numerators or raw.payouts or ()) if raw else ())
+        self.rows.append(
+            (
+                self.shard,
+                self.run_id,
+                self.snapshot.generation,
+                cid,
+                outcome,
+                reason,
+                list(payout.numerators) if payout else [],
+                payout.denominator if payout else 0,
+                payout.winning_index if payout else -1,
+                payout.resolved_at if payout else None,
+                raw_numerators,
+                (raw.payout_denominator or "") if raw else "",
+                self.snapshot.block_number,
+                fetched_at,
+            )
+        )
+
+
+def run_shard(
+    store: ClickHouseStore,
+    client: GoldskyClient,
+    shard: int,
+    run_id: str,
+    snapshot: Snapshot,
+    on_progress: Callable[[ShardProgress], None] | None = None,
+    progress_every: int = 10,
+    log: logging.Logger | None = None,
+) -> ShardProgress:
+    """Fetch, validate and stage every id of ``shard``; raises :class:`ShardFailed`."""
+    log = log or logging.getLogger(__name__)
+    settings = client.settings
+    progress = ShardProgress(shard, warehouse.shard_id_count(store, shard, snapshot.generation))
+    stager = _Stager(store, shard, run_id, snapshot, progress)
+    batches = _batches(
+        warehouse.iter_shard_ids(
+            store, shard, snapshot.generation, settings.batch_size * settings.concurrency
+        ),
+        settings.batch_size,
+    )
+    in_flight: dict[Future[list[RawCondition]], list[str]] = {}
+    pool = ThreadPoolExecutor(
+        max_workers=settings.concurrency, thread_name_prefix=f"shard-{shard:02d}"
+    )
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < settings.concurrency:
+                batch = next(batches, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                in_flight[pool.submit(client.fetch_payouts, batch, snapshot.block_number)] = batch
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                asked = in_flight.pop(future)
+                try:
+                    answer = future.result()
+                except GoldskyError as exc:
+                    raise ShardFailed(f"batch of {len(asked)} ids failed: {exc}", asked) from exc
+                stager.add_batch(asked, answer)
+                progress.done_ids += len(asked)
+                progress.batches += 1
+                if on_progress and progress.batches % progress_every == 0:
+                    on_progress(progress)
+        stager.flush()
+    except BaseException:
+        client.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if on_progress:
+        on_progress(progress)
+    log.info(
+        "shard %02d: %d ids in %d batches, %s",
+        shard,
+        progress.done_ids,
+        progress.batches,
+        dict(progress.outcomes),
+    )
+    return progress

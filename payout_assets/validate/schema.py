@@ -1,0 +1,120 @@
+"""The pandera model of a payout row: the one definition of "a valid payout".
+
+It is used twice: inside ``goldsky_payouts`` on every batch before anything is written (rows that
+fail go to the ledger as ``rejected`` with the failing rule, the rest go on), and inside the asset
+checks that re-read what was written. Values are Python ints in ``object`` columns so that a
+uint256 from the chain is compared exactly and rejected when it does not fit the UInt64 columns,
+never wrapped around by numpy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from payout_assets.validate.payouts import UINT64_MAX, winning_index
+
+COLUMNS = [
+    "condition_id",
+    "payout_numerators",
+    "payout_denominator",
+    "winning_index",
+    "resolved_at",
+]
+
+
+def _ints(value: object) -> list[int]:
+    return [int(v) for v in value]  # type: ignore[attr-defined]
+
+
+class PayoutRow(pa.DataFrameModel):
+    """A resolved condition's payout vector, as stored in ``resolutions_external_ingest``."""
+
+    condition_id: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$", unique=True)
+    payout_numerators: Series[object]
+    payout_denominator: Series[object]
+    winning_index: Series[int]
+    resolved_at: Series[pd.DatetimeTZDtype] = pa.Field(
+        nullable=True, dtype_kwargs={"unit": "ns", "tz": "UTC"}
+    )
+
+    @pa.check("payout_numerators", element_wise=True, name="at_least_two_outcomes")
+    def at_least_two_outcomes(cls, numerators: object) -> bool:
+        return len(_ints(numerators)) >= 2
+
+    @pa.check("payout_numerators", element_wise=True, name="numerators_fit_uint64")
+    def numerators_fit_uint64(cls, numerators: object) -> bool:
+        return all(0 <= n <= UINT64_MAX for n in _ints(numerators))
+
+    @pa.check("payout_denominator", element_wise=True, name="denominator_positive_uint64")
+    def denominator_positive_uint64(cls, denominator: object) -> bool:
+        return 0 < int(denominator) <= UINT64_MAX  # type: ignore[call-overload]
+
+    @pa.dataframe_check(name="numerator_sum_equals_denominator")
+    def numerator_sum_equals_denominator(cls, df: pd.DataFrame) -> Series[bool]:
+        return pd.Series(
+            [
+                sum(_ints(n)) == int(d)
+                for n, d in zip(df["payout_numerators"], df["payout_denominator"], strict=True)
+            ],
+            index=df.index,
+        )
+
+    @pa.dataframe_check(name="winning_index_consistent")
+    def winning_index_consistent(cls, df: pd.DataFrame) -> Series[bool]:
+        """-1 for a split payout, else in bounds and holding the whole payout."""
+        return pd.Series(
+            [
+                int(w) == winning_index(_ints(n), int(d))
+                and (int(w) == -1 or (0 <= int(w) < len(_ints(n)) and _ints(n)[int(w)] == int(d)))
+                for n, d, w in zip(
+                    df["payout_numerators"],
+                    df["payout_denominator"],
+                    df["winning_index"],
+                    strict=True,
+                )
+            ],
+            index=df.index,
+        )
+
+    @pa.check("resolved_at", name="resolved_at_not_in_future")
+    def resolved_at_not_in_future(cls, resolved_at: Series[pd.Timestamp]) -> Series[bool]:
+        return resolved_at.isna() | (resolved_at <= pd.Timestamp(datetime.now(UTC)))
+
+    class Config:
+        strict = "filter"
+        coerce = True
+
+
+def payout_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+    """A DataFrame in the model's column layout (object columns keep Python ints exact)."""
+    frame = pd.DataFrame.from_records(records, columns=COLUMNS)
+    for column in ("payout_numerators", "payout_denominator"):
+        frame[column] = frame[column].astype(object)
+    frame["resolved_at"] = pd.to_datetime(frame["resolved_at"], utc=True)
+    return frame
+
+
+def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
+    """Row position → the names of the rules it breaks (empty dict when all rows are valid)."""
+    try:
+        PayoutRow.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        reasons: dict[int, list[str]] = defaultdict(list)
+        cases = errors.failure_cases
+        for index, check in zip(cases["index"], cases["check"], strict=True):
+            if index is None or pd.isna(index):
+                continue
+            rule = str(check)
+            if rule in {"field_uniqueness", "unique"} or rule.startswith("field_uniqueness"):
+                rule = "duplicate_condition_id"
+            elif rule.startswith("str_matches"):
+                rule = "condition_id_not_64_hex"
+            if rule not in reasons[int(index)]:
+                reasons[int(index)].append(rule)
+        return dict(reasons)
+    return {}

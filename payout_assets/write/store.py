@@ -1,0 +1,155 @@
+"""One way to reach ClickHouse: clickhouse-connect over either backend.
+
+``chdb:///abs/path`` is the embedded engine (real ClickHouse, in-process). It can be open in one
+process at a time, so every use goes through :meth:`ClickHouseStore.session`, which holds a file
+lock only for the duration of a short operation; parallel shard processes therefore share one
+store. ``http(s)://user:pass@host:port/db`` is a server or cluster; no lock is needed there.
+The SQL is the same on both.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from filelock import FileLock, Timeout
+
+from payout_assets.write.sql import statements
+
+
+class StoreError(RuntimeError):
+    """A ClickHouse problem, with any password already removed from the message."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password replaced by ``***`` (safe for logs, metadata and errors)."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _secrets_of(dsn: str) -> list[str]:
+    parts = urlsplit(dsn)
+    return [s for s in (parts.password,) if s]
+
+
+class ClickHouseStore:
+    """A ClickHouse database reached through clickhouse-connect, shareable between processes."""
+
+    def __init__(self, dsn: str, lock_timeout_s: float = 900.0) -> None:
+        scheme = urlsplit(dsn).scheme
+        if scheme not in {"chdb", "http", "https"}:
+            raise StoreError(
+                f"CLICKHOUSE_DSN must start with chdb://, http:// or https://, got {redact_dsn(dsn)!r}"
+            )
+        self.dsn = dsn
+        self.embedded = scheme == "chdb"
+        self._lock_timeout_s = lock_timeout_s
+        self._local_lock = threading.RLock()
+        self._file_lock: FileLock | None = None
+        if self.embedded:
+            path = Path(urlsplit(dsn).path)
+            if not path.is_absolute():
+                raise StoreError(
+                    f"an embedded store needs an absolute path: chdb:///abs/path, got {dsn!r}"
+                )
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file_lock = FileLock(str(path) + ".lock", timeout=lock_timeout_s)
+        self._depth = 0
+        self._client: Client | None = None
+
+    @property
+    def display_dsn(self) -> str:
+        return redact_dsn(self.dsn)
+
+    @contextmanager
+    def session(self) -> Iterator[Client]:
+        """A client for a short operation. Re-entrant within one process (the outermost session
+        opens and closes the engine); other processes wait for the file lock meanwhile."""
+        with self._local_lock:
+            if self._depth == 0:
+                self._acquire()
+            self._depth += 1
+            try:
+                assert self._client is not None
+                yield self._client
+            except ClickHouseError as exc:  # server and chdb errors alike: drop any secret
+                raise StoreError(self._clean(str(exc))) from None
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._release()
+
+    def _acquire(self) -> None:
+        if self._file_lock is not None:
+            try:
+                self._file_lock.acquire()
+            except Timeout:
+                raise StoreError(
+                    f"the embedded store {self.display_dsn} stayed locked by another process for "
+                    f"{self._lock_timeout_s:.0f}s; is a long query running elsewhere?"
+                ) from None
+        try:
+            self._client = clickhouse_connect.get_client(dsn=self.dsn)
+        except Exception as exc:
+            if self._file_lock is not None:
+                self._file_lock.release()
+            raise StoreError(
+                f"cannot connect to ClickHouse at {self.display_dsn}: {self._clean(str(exc))}"
+            ) from None
+
+    def _release(self) -> None:
+        try:
+            if self._client is not None:
+                self._client.close()
+        finally:
+            self._client = None
+            if self._file_lock is not None:
+                self._file_lock.release()
+
+    def _clean(self, message: str) -> str:
+        for secret in _secrets_of(self.dsn):
+            message = message.replace(secret, "***")
+        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", message)
+
+    # -- conveniences: each opens a session unless one is already open -----------------------
+
+    def run_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> None:
+        """Run every statement of ``sql/<name>`` in order."""
+        with self.session() as client:
+            for statement in statements(name):
+                client.command(statement, parameters=dict(parameters or {}))
+
+    def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
+        with self.session() as client:
+            return client.query(sql, parameters=dict(parameters or {})).result_rows
+
+    def query_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
+        (statement,) = statements(name)
+        return self.query_rows(statement, parameters)
+
+    def query_df_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        (statement,) = statements(name)
+        with self.session() as client:
+            return client.query_df(statement, parameters=dict(parameters or {}))
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if not rows:
+            return
+        with self.session() as client:
+            client.insert(table, list(rows), column_names=list(columns))
+
+    def table_exists(self, table: str) -> bool:
+        database, _, name = table.rpartition(".")
+        rows = self.query_file("meta/table_exists.sql", {"db": database or "default", "name": name})
+        return bool(rows[0][0])

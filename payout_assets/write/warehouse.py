@@ -1,0 +1,332 @@
+"""The warehouse operations the assets perform, each a named SQL file under ``sql/``.
+
+Python never holds more than one chunk or batch: ids move between tables inside ClickHouse, and
+what Python reads it reads by keyset in bounded chunks.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from payout_assets.write.sql import load_sql, sql_dir
+from payout_assets.write.store import ClickHouseStore, StoreError
+
+STAGING_TABLE = "payout_backfill.goldsky_payouts"
+LEDGER_TABLE = "payout_backfill.id_ledger"
+SOURCE_TABLE = "default.market_resolutions_final"
+STAGING_COLUMNS = [
+    "shard",
+    "run_id",
+    "generation",
+    "condition_id",
+    "outcome",
+    "reason",
+    "payout_numerators",
+    "payout_denominator",
+    "winning_index",
+    "resolved_at",
+    "raw_numerators",
+    "raw_denominator",
+    "block_number",
+    "fetched_at",
+]
+LEDGER_COLUMNS = [
+    "generation",
+    "input_id",
+    "state",
+    "reason",
+    "shard",
+    "run_id",
+    "version",
+    "recorded_at",
+]
+
+
+class MissingSourceError(StoreError):
+    """A table the pipeline reads does not exist; the message says how to create it."""
+
+
+def new_version() -> int:
+    """A ledger / ingest version: nanoseconds, so a later write always wins."""
+    return time.time_ns()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    generation: str
+    block_number: int
+    block_hash: str
+    deployment: str
+    has_indexing_errors: bool
+    shard_count: int
+
+
+def ensure_schema(store: ClickHouseStore) -> None:
+    """Create the pipeline's databases, tables and views (idempotent).
+
+    The truth view reads ``default.market_resolutions_final``; if that table is missing the
+    pipeline stops here with the fix, instead of failing later with an engine error.
+    """
+    with store.session():
+        if not store.table_exists(SOURCE_TABLE):
+            raise MissingSourceError(
+                f"{SOURCE_TABLE} does not exist in {store.display_dsn}. It is the primary payout "
+                f"source the truth view unions with; create it with the DDL in "
+                f"{sql_dir() / 'demo' / 'source_tables.sql'} (the demo does this) or point "
+                "CLICKHOUSE_DSN at the database that has it."
+            )
+        store.run_file("ddl/pipeline.sql")
+        store.run_file("views/ledger_latest.sql")
+        store.run_file("views/vw_resolutions_truth.sql")
+
+
+def create_source_tables(store: ClickHouseStore) -> None:
+    """The production source tables, for the demo, the benchmark and the tests."""
+    store.run_file("demo/source_tables.sql")
+
+
+# -- missing_condition_ids --------------------------------------------------------------------
+
+
+def scratch_names(generation: str) -> dict[str, str]:
+    suffix = uuid.UUID(generation).hex if _is_uuid(generation) else uuid.uuid4().hex
+    return {
+        "db": "payout_backfill",
+        "candidates": f"candidates_{suffix}",
+        "next": f"missing_next_{suffix}",
+    }
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def load_universe(store: ClickHouseStore, generation: str, universe_sql: str) -> None:
+    """Copy the universe query's ids into the generation's raw input, inside ClickHouse."""
+    sql = load_sql("missing/load_universe.sql").replace(
+        "__UNIVERSE__", universe_sql.strip().rstrip(";")
+    )
+    with store.session() as client:
+        client.command(sql.strip().rstrip(";"), parameters={"generation": generation})
+
+
+def load_input_lines(store: ClickHouseStore, generation: str, lines: Sequence[str]) -> None:
+    store.insert(
+        "payout_backfill.id_input", [(generation, line) for line in lines], ["generation", "raw_id"]
+    )
+
+
+def input_count(store: ClickHouseStore, generation: str) -> int:
+    return int(store.query_file("missing/input_count.sql", {"generation": generation})[0][0])
+
+
+def iter_input_chunks(
+    store: ClickHouseStore, generation: str, chunk: int = 50_000
+) -> Iterator[list[str]]:
+    after = ""
+    while True:
+        rows = store.query_file(
+            "missing/read_input_chunk.sql",
+            {"generation": generation, "after": after, "limit": chunk},
+        )
+        if not rows:
+            return
+        values = [r[0] for r in rows]
+        yield values
+        after = values[-1]
+
+
+def create_candidates(store: ClickHouseStore, names: dict[str, str]) -> None:
+    store.run_file("missing/create_candidates.sql", names)
+
+
+def add_candidates(
+    store: ClickHouseStore, names: dict[str, str], condition_ids: Sequence[str]
+) -> None:
+    store.insert(
+        f"{names['db']}.{names['candidates']}", [(c,) for c in condition_ids], ["condition_id"]
+    )
+
+
+def record_states(
+    store: ClickHouseStore,
+    generation: str,
+    run_id: str,
+    entries: Sequence[tuple[str, str, str, int]],
+) -> None:
+    """Ledger rows: (input_id, state, reason, shard)."""
+    version = new_version()
+    recorded = now_utc()
+    store.insert(
+        LEDGER_TABLE,
+        [(generation, i, s, r, sh, run_id, version, recorded) for i, s, r, sh in entries],
+        LEDGER_COLUMNS,
+    )
+
+
+def build_missing(
+    store: ClickHouseStore, names: dict[str, str], generation: str, run_id: str, shards: int
+) -> None:
+    store.run_file(
+        "missing/build.sql",
+        {
+            **names,
+            "generation": generation,
+            "run_id": run_id,
+            "shards": shards,
+            "version": new_version(),
+        },
+    )
+
+
+def record_snapshot(store: ClickHouseStore, snapshot: Snapshot) -> None:
+    store.insert(
+        "payout_backfill.snapshots",
+        [
+            (
+                snapshot.generation,
+                snapshot.block_number,
+                snapshot.block_hash,
+                snapshot.deployment,
+                snapshot.has_indexing_errors,
+                snapshot.shard_count,
+                now_utc(),
+            )
+        ],
+        [
+            "generation",
+            "block_number",
+            "block_hash",
+            "deployment",
+            "has_indexing_errors",
+            "shard_count",
+            "created_at",
+        ],
+    )
+
+
+def current_snapshot(store: ClickHouseStore) -> Snapshot | None:
+    rows = store.query_file("missing/current_snapshot.sql")
+    if not rows:
+        return None
+    g, block, block_hash, deployment, errors, shards = rows[0]
+    return Snapshot(g, int(block), block_hash, deployment, bool(errors), int(shards))
+
+
+def state_counts(store: ClickHouseStore, generation: str) -> dict[str, int]:
+    return {
+        s: int(n) for s, n in store.query_file("missing/summary.sql", {"generation": generation})
+    }
+
+
+def shard_sizes(store: ClickHouseStore) -> dict[int, int]:
+    return {int(s): int(n) for s, n in store.query_file("missing/shard_sizes.sql")}
+
+
+# -- goldsky_payouts (one shard) --------------------------------------------------------------
+
+
+def shard_id_count(store: ClickHouseStore, shard: int, generation: str) -> int:
+    return int(
+        store.query_file("shard/count_ids.sql", {"shard": shard, "generation": generation})[0][0]
+    )
+
+
+def iter_shard_ids(
+    store: ClickHouseStore, shard: int, generation: str, chunk: int
+) -> Iterator[list[str]]:
+    after = ""
+    while True:
+        rows = store.query_file(
+            "shard/read_ids_chunk.sql",
+            {"shard": shard, "generation": generation, "after": after, "limit": chunk},
+        )
+        if not rows:
+            return
+        ids = [r[0] for r in rows]
+        yield ids
+        after = ids[-1]
+
+
+def stage_rows(store: ClickHouseStore, rows: Sequence[Sequence[Any]]) -> None:
+    store.insert(STAGING_TABLE, rows, STAGING_COLUMNS)
+
+
+def drop_staged_run(store: ClickHouseStore, shard: int, run_id: str) -> None:
+    store.run_file("shard/drop_run.sql", {"shard": shard, "run_id": run_id})
+
+
+def drop_other_runs(store: ClickHouseStore, shard: int, keep_run_id: str) -> int:
+    with store.session():
+        runs = [r[0] for r in store.query_file("shard/partitions.sql", {"shard": shard})]
+        for run_id in runs:
+            if run_id != keep_run_id:
+                drop_staged_run(store, shard, run_id)
+    return sum(1 for r in runs if r != keep_run_id)
+
+
+def publish_shard(store: ClickHouseStore, shard: int, run_id: str, generation: str) -> None:
+    store.run_file(
+        "shard/publish.sql",
+        {"shard": shard, "run_id": run_id, "generation": generation, "version": new_version()},
+    )
+
+
+def fail_shard(
+    store: ClickHouseStore, shard: int, run_id: str, generation: str, reason: str
+) -> None:
+    store.run_file(
+        "shard/fail.sql",
+        {
+            "shard": shard,
+            "run_id": run_id,
+            "generation": generation,
+            "reason": reason,
+            "version": new_version(),
+        },
+    )
+
+
+def shard_outcomes(store: ClickHouseStore, shard: int, run_id: str) -> dict[str, int]:
+    return {
+        o: int(n)
+        for o, n in store.query_file("shard/outcomes.sql", {"shard": shard, "run_id": run_id})
+    }
+
+
+# -- resolutions_external_ingest (one shard) ---------------------------------------------------
+
+
+def latest_shard_run(store: ClickHouseStore, shard: int) -> tuple[str, str] | None:
+    rows = store.query_file("ingest/latest_run.sql", {"shard": shard})
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def ingest_shard(store: ClickHouseStore, shard: int, run_id: str) -> None:
+    store.run_file(
+        "ingest/load_shard.sql", {"shard": shard, "run_id": run_id, "version": new_version()}
+    )
+
+
+def ingest_table_rows(store: ClickHouseStore) -> int:
+    return int(store.query_file("ingest/table_rows.sql")[0][0])
+
+
+# -- vw_resolutions_truth -----------------------------------------------------------------------
+
+
+def truth_summary(store: ClickHouseStore) -> list[tuple[str, int, int]]:
+    return [(s, int(n), int(k)) for s, n, k in store.query_file("views/truth_summary.sql")]

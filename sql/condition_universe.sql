@@ -1,0 +1,1 @@
+SELECT DISTINCT condition_id FROM default.trades_raw

@@ -1,0 +1,107 @@
+-- Tables the pipeline owns. Safe to run any number of times (IF NOT EXISTS everywhere).
+-- Engines and types run unchanged on the embedded engine (chdb) and on a ClickHouse server.
+
+CREATE DATABASE IF NOT EXISTS payout_backfill;
+
+CREATE DATABASE IF NOT EXISTS cascadian_clean;
+
+-- Raw candidate ids of one generation (one materialisation of missing_condition_ids).
+CREATE TABLE IF NOT EXISTS payout_backfill.id_input
+(
+    generation String,
+    raw_id     String
+)
+ENGINE = MergeTree
+ORDER BY (generation, raw_id);
+
+-- The ids still missing a payout, each assigned to one shard. Replaced as a whole by each
+-- generation (built aside, then swapped in with EXCHANGE TABLES).
+CREATE TABLE IF NOT EXISTS payout_backfill.missing_condition_ids
+(
+    condition_id String,
+    shard        UInt16,
+    generation   String
+)
+ENGINE = MergeTree
+ORDER BY (shard, condition_id);
+
+-- The subgraph block every query of a generation is pinned to (one consistent snapshot).
+CREATE TABLE IF NOT EXISTS payout_backfill.snapshots
+(
+    generation          String,
+    block_number        UInt64,
+    block_hash          String,
+    deployment          String,
+    has_indexing_errors Bool,
+    shard_count         UInt16,
+    created_at          DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY created_at;
+
+-- Every id asked for by a shard run, with what came back. Partitioned by (shard, run) so a run's
+-- rows are replaced or dropped as a unit; the ingest reads only one successful run per shard.
+CREATE TABLE IF NOT EXISTS payout_backfill.goldsky_payouts
+(
+    shard              UInt16,
+    run_id             String,
+    generation         String,
+    condition_id       String,
+    outcome            LowCardinality(String),  -- resolved | unresolved | not_found | rejected
+    reason             String,
+    payout_numerators  Array(UInt64),
+    payout_denominator UInt64,
+    winning_index      Int16,
+    resolved_at        Nullable(DateTime('UTC')),
+    raw_numerators     Array(String),
+    raw_denominator    String,
+    block_number       UInt64,
+    fetched_at         DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+PARTITION BY (shard, run_id)
+ORDER BY condition_id;
+
+-- Shard runs that finished and were validated: the ingest takes the newest one per shard.
+CREATE TABLE IF NOT EXISTS payout_backfill.shard_runs
+(
+    shard       UInt16,
+    run_id      String,
+    generation  String,
+    finished_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (shard, finished_at);
+
+-- Every state every id was ever recorded in. The latest state per id is the ledger people read.
+CREATE TABLE IF NOT EXISTS payout_backfill.id_ledger
+(
+    generation   String,
+    input_id     String,                  -- normalised id, or the trimmed raw text if invalid
+    state        LowCardinality(String),  -- pending | invalid_id | already_resolved | fetched
+                                          -- | ingested | unresolved | not_found | rejected | failed
+    reason       String,
+    shard        Int16,                   -- -1 when the id never reached a shard
+    run_id       String,
+    version      UInt64,                  -- nanoseconds; the highest version is the latest state
+    recorded_at  DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY (generation, input_id, version);
+
+-- Payouts from external sources (Goldsky); the newest fetch of a condition wins.
+CREATE TABLE IF NOT EXISTS default.resolutions_external_ingest
+(
+    condition_id       String,
+    payout_numerators  Array(UInt64),
+    payout_denominator UInt64,
+    winning_index      Int16,             -- -1 when the payout is split (e.g. 50/50)
+    resolved_at        Nullable(DateTime('UTC')),
+    source             LowCardinality(String),
+    block_number       UInt64,
+    fetched_at         DateTime64(3, 'UTC'),
+    run_id             String,
+    version            UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY condition_id;

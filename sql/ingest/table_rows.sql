@@ -1,0 +1,1 @@
+SELECT count() FROM default.resolutions_external_ingest FINAL

@@ -1,0 +1,5 @@
+-- The newest generation and the block its queries are pinned to.
+SELECT generation, block_number, block_hash, deployment, has_indexing_errors, shard_count
+FROM payout_backfill.snapshots
+ORDER BY created_at DESC
+LIMIT 1

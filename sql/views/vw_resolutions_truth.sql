@@ -1,0 +1,40 @@
+-- One row per condition with a payout. The primary source (market_resolutions_final) wins where
+-- both sources have one; both ReplacingMergeTree tables are read with FINAL so unmerged
+-- duplicates never leak into P&L, and LIMIT 1 BY guarantees one row per condition.
+CREATE OR REPLACE VIEW cascadian_clean.vw_resolutions_truth AS
+SELECT
+    condition_id,
+    payout_numerators,
+    payout_denominator,
+    winning_index,
+    resolved_at,
+    source
+FROM
+(
+    SELECT
+        lower(toString(condition_id_norm))                 AS condition_id,
+        CAST(payout_numerators, 'Array(UInt64)')            AS payout_numerators,
+        toUInt64(payout_denominator)                        AS payout_denominator,
+        toInt32(winning_index)                              AS winning_index,
+        CAST(resolved_at, 'Nullable(DateTime(\'UTC\'))')    AS resolved_at,
+        toString(source)                                    AS source,
+        1                                                   AS priority
+    FROM default.market_resolutions_final FINAL
+    WHERE payout_denominator > 0
+
+    UNION ALL
+
+    SELECT
+        condition_id,
+        payout_numerators,
+        payout_denominator,
+        toInt32(winning_index),
+        resolved_at,
+        toString(source),
+        2
+    FROM default.resolutions_external_ingest FINAL
+    WHERE payout_denominator > 0
+      AND arraySum(payout_numerators) = payout_denominator
+)
+ORDER BY condition_id, priority
+LIMIT 1 BY condition_id;
