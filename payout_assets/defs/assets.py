@@ -65,7 +65,7 @@ def missing_condition_ids(
 ) -> dg.MaterializeResult:
     store = clickhouse.store()
     warehouse.ensure_schema(store)
-    generation = context.run_id
+    generation = context.run.run_id
     shards = shard_count()
     with goldsky.client(context.log) as client:
         meta = client.meta()
@@ -80,18 +80,13 @@ def missing_condition_ids(
     warehouse.create_candidates(store, names)
     invalid_sample: list[tuple[str, str]] = []
     for chunk in warehouse.iter_input_chunks(store, generation):
-        normalised = [normalize_condition_id(raw) for raw in chunk]
-        valid = [n for n in normalised if isinstance(n, str)]
-        invalid = [n for n in normalised if isinstance(n, InvalidId)]
-        warehouse.add_candidates(store, names, valid)
-        warehouse.record_states(
-            store,
-            generation,
-            context.run_id,
-            [(i.text, "invalid_id", i.reason, -1) for i in invalid],
-        )
-        invalid_sample += [(i.text[:80], i.reason) for i in invalid[: 10 - len(invalid_sample)]]
-    warehouse.build_missing(store, names, generation, context.run_id, shards)
+        candidates = [
+            (n.text, n.reason) if isinstance(n, InvalidId) else (n, "")
+            for n in map(normalize_condition_id, chunk)
+        ]
+        warehouse.add_candidates(store, names, candidates)
+        invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
+    distinct = warehouse.build_missing(store, names, generation, context.run.run_id, shards)
     warehouse.record_snapshot(
         store,
         Snapshot(
@@ -101,6 +96,8 @@ def missing_condition_ids(
             meta.deployment,
             meta.has_indexing_errors,
             shards,
+            lines,
+            distinct,
         ),
     )
     counts = warehouse.state_counts(store, generation)
@@ -187,7 +184,7 @@ def goldsky_payouts(
                 store,
                 client,
                 shard,
-                context.run_id,
+                context.run.run_id,
                 snapshot,
                 on_progress=lambda p: _report_progress(context, p),
                 log=context.log,
@@ -195,14 +192,14 @@ def goldsky_payouts(
             requests, retries = client.requests_sent, client.retries
     except Exception as exc:
         failed_ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
-        warehouse.drop_staged_run(store, shard, context.run_id)
+        warehouse.drop_staged_run(store, shard, context.run.run_id)
         warehouse.fail_shard(
-            store, shard, context.run_id, snapshot.generation, f"shard run failed: {exc}"
+            store, shard, context.run.run_id, snapshot.generation, f"shard run failed: {exc}"
         )
         warehouse.record_states(
             store,
             snapshot.generation,
-            context.run_id,
+            context.run.run_id,
             [(c, "failed", str(exc), shard) for c in failed_ids],
         )
         raise dg.Failure(
@@ -216,8 +213,8 @@ def goldsky_payouts(
                 ),
             },
         ) from exc
-    warehouse.publish_shard(store, shard, context.run_id, snapshot.generation)
-    replaced = warehouse.drop_other_runs(store, shard, context.run_id)
+    warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
+    replaced = warehouse.drop_other_runs(store, shard, context.run.run_id)
     outcomes = dict(progress.outcomes)
     return dg.MaterializeResult(
         metadata={

@@ -9,7 +9,8 @@ never wrapped around by numpy.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -118,3 +119,24 @@ def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
                 reasons[int(index)].append(rule)
         return dict(reasons)
     return {}
+
+
+def validate_chunks(
+    chunks: Iterable[list[tuple[object, ...]]], sample: int = 20
+) -> tuple[int, Counter[str], list[tuple[str, str]]]:
+    """Validate stored rows chunk by chunk (one chunk in memory at a time).
+
+    Each row is ``(condition_id, numerators, denominator, winning_index, resolved_at)``.
+    Returns (rows checked, rows failing each rule, a sample of (condition_id, rules)).
+    """
+    checked = 0
+    broken: Counter[str] = Counter()
+    failing: list[tuple[str, str]] = []
+    for chunk in chunks:
+        frame = payout_frame([dict(zip(COLUMNS, row, strict=True)) for row in chunk])
+        checked += len(frame)
+        for position, rules in failures_by_row(frame).items():
+            broken.update(rules)
+            if len(failing) < sample:
+                failing.append((str(frame["condition_id"].iloc[position]), ", ".join(rules)))
+    return checked, broken, failing

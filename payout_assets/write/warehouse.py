@@ -68,6 +68,8 @@ class Snapshot:
     deployment: str
     has_indexing_errors: bool
     shard_count: int
+    input_rows: int = 0
+    distinct_ids: int = 0
 
 
 def ensure_schema(store: ClickHouseStore) -> None:
@@ -136,17 +138,10 @@ def input_count(store: ClickHouseStore, generation: str) -> int:
 def iter_input_chunks(
     store: ClickHouseStore, generation: str, chunk: int = 50_000
 ) -> Iterator[list[str]]:
-    after = ""
-    while True:
-        rows = store.query_file(
-            "missing/read_input_chunk.sql",
-            {"generation": generation, "after": after, "limit": chunk},
-        )
-        if not rows:
-            return
-        values = [r[0] for r in rows]
-        yield values
-        after = values[-1]
+    for rows in iter_rows_chunked(
+        store, "missing/read_input_chunk.sql", {"generation": generation}, chunk
+    ):
+        yield [r[0] for r in rows]
 
 
 def create_candidates(store: ClickHouseStore, names: dict[str, str]) -> None:
@@ -154,11 +149,10 @@ def create_candidates(store: ClickHouseStore, names: dict[str, str]) -> None:
 
 
 def add_candidates(
-    store: ClickHouseStore, names: dict[str, str], condition_ids: Sequence[str]
+    store: ClickHouseStore, names: dict[str, str], candidates: Sequence[tuple[str, str]]
 ) -> None:
-    store.insert(
-        f"{names['db']}.{names['candidates']}", [(c,) for c in condition_ids], ["condition_id"]
-    )
+    """(id or trimmed text, reason) pairs; the reason is empty for a valid id."""
+    store.insert(f"{names['db']}.{names['candidates']}", candidates, ["condition_id", "reason"])
 
 
 def record_states(
@@ -179,17 +173,15 @@ def record_states(
 
 def build_missing(
     store: ClickHouseStore, names: dict[str, str], generation: str, run_id: str, shards: int
-) -> None:
-    store.run_file(
-        "missing/build.sql",
-        {
-            **names,
-            "generation": generation,
-            "run_id": run_id,
-            "shards": shards,
-            "version": new_version(),
-        },
-    )
+) -> int:
+    """Record invalid and already-resolved ids, swap in the new missing table; returns the
+    number of distinct ids that entered (what the ledger states must sum to)."""
+    params = {**names, "generation": generation, "run_id": run_id, "shards": shards}
+    with store.session():
+        distinct = int(store.query_file("missing/distinct_ids.sql", names)[0][0])
+        store.run_file("missing/build.sql", {**params, "version": new_version()})
+        store.run_file("missing/cleanup.sql", params)
+    return distinct
 
 
 def record_snapshot(store: ClickHouseStore, snapshot: Snapshot) -> None:
@@ -203,6 +195,8 @@ def record_snapshot(store: ClickHouseStore, snapshot: Snapshot) -> None:
                 snapshot.deployment,
                 snapshot.has_indexing_errors,
                 snapshot.shard_count,
+                snapshot.input_rows,
+                snapshot.distinct_ids,
                 now_utc(),
             )
         ],
@@ -213,6 +207,8 @@ def record_snapshot(store: ClickHouseStore, snapshot: Snapshot) -> None:
             "deployment",
             "has_indexing_errors",
             "shard_count",
+            "input_rows",
+            "distinct_ids",
             "created_at",
         ],
     )
@@ -222,8 +218,10 @@ def current_snapshot(store: ClickHouseStore) -> Snapshot | None:
     rows = store.query_file("missing/current_snapshot.sql")
     if not rows:
         return None
-    g, block, block_hash, deployment, errors, shards = rows[0]
-    return Snapshot(g, int(block), block_hash, deployment, bool(errors), int(shards))
+    g, block, block_hash, deployment, errors, shards, lines, distinct = rows[0]
+    return Snapshot(
+        g, int(block), block_hash, deployment, bool(errors), int(shards), int(lines), int(distinct)
+    )
 
 
 def state_counts(store: ClickHouseStore, generation: str) -> dict[str, int]:
@@ -248,17 +246,9 @@ def shard_id_count(store: ClickHouseStore, shard: int, generation: str) -> int:
 def iter_shard_ids(
     store: ClickHouseStore, shard: int, generation: str, chunk: int
 ) -> Iterator[list[str]]:
-    after = ""
-    while True:
-        rows = store.query_file(
-            "shard/read_ids_chunk.sql",
-            {"shard": shard, "generation": generation, "after": after, "limit": chunk},
-        )
-        if not rows:
-            return
-        ids = [r[0] for r in rows]
-        yield ids
-        after = ids[-1]
+    params = {"shard": shard, "generation": generation}
+    for rows in iter_rows_chunked(store, "shard/read_ids_chunk.sql", params, chunk):
+        yield [r[0] for r in rows]
 
 
 def stage_rows(store: ClickHouseStore, rows: Sequence[Sequence[Any]]) -> None:
@@ -330,3 +320,19 @@ def ingest_table_rows(store: ClickHouseStore) -> int:
 
 def truth_summary(store: ClickHouseStore) -> list[tuple[str, int, int]]:
     return [(s, int(n), int(k)) for s, n, k in store.query_file("views/truth_summary.sql")]
+
+
+# -- asset checks ------------------------------------------------------------------------------
+
+
+def iter_rows_chunked(
+    store: ClickHouseStore, sql_file: str, params: dict[str, Any], chunk: int = 20_000
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Keyset-paged rows of a query whose first column is ``condition_id`` (its sort key)."""
+    after = ""
+    while True:
+        rows = store.query_file(sql_file, {**params, "after": after, "limit": chunk})
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]

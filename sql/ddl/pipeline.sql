@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS payout_backfill.snapshots
     deployment          String,
     has_indexing_errors Bool,
     shard_count         UInt16,
+    input_rows          UInt64,                 -- rows read from the id source
+    distinct_ids        UInt64,                 -- distinct ids that entered (the ledger's total)
     created_at          DateTime64(3, 'UTC')
 )
 ENGINE = MergeTree

@@ -17,7 +17,7 @@ FROM
         toUInt64(payout_denominator)                        AS payout_denominator,
         toInt32(winning_index)                              AS winning_index,
         CAST(resolved_at, 'Nullable(DateTime(\'UTC\'))')    AS resolved_at,
-        toString(source)                                    AS source,
+        'market_resolutions_final'                          AS source,
         1                                                   AS priority
     FROM default.market_resolutions_final FINAL
     WHERE payout_denominator > 0

@@ -1,0 +1,129 @@
+"""Shared fixtures: a real embedded ClickHouse store per test, the simulator over real HTTP,
+and helpers that materialise the real assets in process (fast) against both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from payout_assets.defs import assets, checks
+from payout_assets.defs.partitions import shard_partitions
+from payout_assets.resources.clickhouse import ClickHouseResource
+from payout_assets.resources.goldsky import GoldskyResource
+from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+
+ALL_CHECKS = [
+    checks.goldsky_payouts_checks,
+    checks.resolutions_external_ingest_checks,
+    checks.vw_resolutions_truth_checks,
+    checks.missing_condition_ids_ledger,
+]
+ALL_ASSETS = [
+    assets.missing_condition_ids,
+    assets.goldsky_payouts,
+    assets.resolutions_external_ingest,
+    assets.vw_resolutions_truth,
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ClickHouseStore:
+    s = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    warehouse.create_source_tables(s)
+    return s
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with run_simulator(SimulatorConfig(size=5_000, seed=7)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    (tmp_path / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster_home")) as inst:
+        yield inst
+
+
+@dataclass
+class Pipeline:
+    """The real assets and checks, materialised in process against one store and endpoint."""
+
+    store: ClickHouseStore
+    endpoint: str
+    instance: dg.DagsterInstance
+    ids_file: Path | None = None
+    goldsky_overrides: dict[str, Any] | None = None
+
+    def resources(self) -> dict[str, Any]:
+        goldsky = {
+            "endpoint": self.endpoint,
+            "max_rps": 500.0,
+            "backoff_initial_s": 0.01,
+            "backoff_max_s": 0.2,
+            "timeout_s": 5.0,
+            **(self.goldsky_overrides or {}),
+        }
+        return {
+            "clickhouse": ClickHouseResource(dsn=self.store.dsn),
+            "goldsky": GoldskyResource(**goldsky),
+            "id_source": IdSourceResource(ids_file=str(self.ids_file) if self.ids_file else None),
+        }
+
+    def materialize(
+        self, selection: list[Any], partition: str | None = None, raise_on_error: bool = False
+    ) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=selection,
+            partition_key=partition,
+            resources=self.resources(),
+            instance=self.instance,
+            raise_on_error=raise_on_error,
+        )
+
+    def snapshot(self) -> dg.ExecuteInProcessResult:
+        return self.materialize([assets.missing_condition_ids], raise_on_error=True)
+
+    def shard(self, key: str) -> dg.ExecuteInProcessResult:
+        return self.materialize(
+            [assets.goldsky_payouts, assets.resolutions_external_ingest], partition=key
+        )
+
+    def view(self) -> dg.ExecuteInProcessResult:
+        return self.materialize([assets.vw_resolutions_truth], raise_on_error=True)
+
+    def backfill(self) -> list[dg.ExecuteInProcessResult]:
+        self.snapshot()
+        results = [self.shard(k) for k in shard_partitions.get_partition_keys()]
+        assert all(r.success for r in results), [r for r in results if not r.success]
+        self.view()
+        return results
+
+
+@pytest.fixture
+def pipeline(store: ClickHouseStore, sim: Simulator, instance: dg.DagsterInstance) -> Pipeline:
+    return Pipeline(store=store, endpoint=sim.url, instance=instance)
+
+
+def write_ids(path: Path, ids: list[str]) -> Path:
+    path.write_text("\n".join(ids) + "\n", encoding="utf-8")
+    return path
+
+
+def check_results(
+    result: dg.ExecuteInProcessResult,
+) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }

@@ -1,0 +1,7 @@
+-- After FINAL, a condition must appear once; anything else is a broken sort key.
+SELECT count(), uniqExact(condition_id)
+FROM default.resolutions_external_ingest FINAL
+WHERE condition_id IN (
+    SELECT condition_id FROM payout_backfill.goldsky_payouts
+    WHERE shard = {shard:UInt16} AND run_id = {run_id:String}
+)

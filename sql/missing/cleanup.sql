@@ -1,0 +1,6 @@
+-- Scratch tables and raw input of a generation, once its ids are in missing_condition_ids.
+DROP TABLE IF EXISTS {db:Identifier}.{next:Identifier};
+
+DROP TABLE IF EXISTS {db:Identifier}.{candidates:Identifier};
+
+ALTER TABLE payout_backfill.id_input DELETE WHERE generation = {generation:String};

@@ -1,0 +1,1 @@
+SELECT uniqExact(condition_id) FROM {db:Identifier}.{candidates:Identifier}
