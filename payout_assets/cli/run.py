@@ -1,7 +1,7 @@
 """``payout-backfill run``: the whole backfill through the Dagster instance at DAGSTER_HOME.
 
-Each step is a real Dagster run started with ``dagster asset materialize`` (so the UI shows every
-run, with its logs and checks), and each shard is its own run in its own process, in parallel.
+Each step is a real Dagster run recorded in the instance (so the UI shows every run, with its
+logs and checks), and each shard is its own run in its own process, all shards in parallel.
 Run it again after a failure or a kill and it resumes: shards already done for the current
 ``missing_condition_ids`` are not fetched again.
 """
@@ -9,21 +9,19 @@ Run it again after a failure or a kill and it resumes: shards already done for t
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import dagster as dg
 
+from payout_assets.cli import launcher
 from payout_assets.cli.checkpoint import shard_checkpoints
-from payout_assets.config import dagster_home, shard_count
+from payout_assets.config import PROJECT_ROOT, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
-
-MODULE = "payout_assets.definitions"
-SHARD_SELECTION = "goldsky_payouts,resolutions_external_ingest"
 
 
 @dataclass
@@ -41,47 +39,42 @@ class RunOutcome:
         return not self.shards_failed and self.view_ok
 
 
-def _dagster_cli() -> str:
-    candidate = Path(sys.executable).with_name("dagster")
-    return str(candidate) if candidate.exists() else "dagster"
-
-
-def _materialize(select: str, partition: str | None, log_path: Path) -> subprocess.Popen[bytes]:
-    command = [_dagster_cli(), "asset", "materialize", "-m", MODULE, "--select", select]
-    if partition:
-        command += ["--partition", partition]
-    log = log_path.open("wb")
-    # Own process group, so an interrupt stops the whole run tree, not just the CLI wrapper.
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_all(procs: dict[str, subprocess.Popen[bytes]], say) -> dict[str, int]:
+def _wait_all(procs: dict[str, BaseProcess], say: Callable[[str], None]) -> dict[str, int]:
     codes: dict[str, int] = {}
     try:
         while len(codes) < len(procs):
             for name, proc in procs.items():
-                if name not in codes and proc.poll() is not None:
-                    codes[name] = proc.returncode
-                    say(
-                        f"  {name}: {'done' if proc.returncode == 0 else 'FAILED'} ({len(codes)}/{len(procs)})"
-                    )
-            time.sleep(0.2)
+                if name not in codes and proc.exitcode is not None:
+                    codes[name] = proc.exitcode
+                    state = "done" if proc.exitcode == 0 else f"FAILED (exit {proc.exitcode})"
+                    say(f"  {name}: {state} ({len(codes)}/{len(procs)})")
+            time.sleep(0.1)
     except BaseException:
         for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            if proc.exitcode is None:
+                proc.terminate()
         raise
     return codes
 
 
+def _one(job: str, log_dir: Path, say: Callable[[str], None]) -> bool:
+    return _wait_all({job: launcher.start(job, None, log_dir / f"{job}.log")}, say)[job] == 0
+
+
 def ensure_home() -> Path:
+    """DAGSTER_HOME as an absolute, existing directory with the project's instance settings."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
-def run_backfill(fresh: bool = False, max_parallel: int | None = None, say=print) -> RunOutcome:
+def run_backfill(
+    fresh: bool = False, max_parallel: int | None = None, say: Callable[[str], None] = print
+) -> RunOutcome:
     """Materialise the snapshot (when needed), every shard not yet done, then the view."""
     home = ensure_home()
     keys = [shard_key(i) for i in range(shard_count())]
@@ -99,17 +92,10 @@ def run_backfill(fresh: bool = False, max_parallel: int | None = None, say=print
         )
     else:
         say("materialising missing_condition_ids (new snapshot)")
-        code = _wait_all(
-            {
-                "missing_condition_ids": _materialize(
-                    "missing_condition_ids", None, log_dir / "missing_condition_ids.log"
-                )
-            },
-            say,
-        )
+        ok = _one("refresh_missing_ids", log_dir, say)
         outcome.seconds["missing_condition_ids"] = time.monotonic() - started
-        if code["missing_condition_ids"] != 0:
-            say(f"missing_condition_ids failed; see {log_dir / 'missing_condition_ids.log'}")
+        if not ok:
+            say(f"missing_condition_ids failed; see {log_dir / 'refresh_missing_ids.log'}")
             outcome.shards_failed = keys
             return outcome
         since, checkpoints = shard_checkpoints(instance, keys)
@@ -121,7 +107,7 @@ def run_backfill(fresh: bool = False, max_parallel: int | None = None, say=print
     codes: dict[str, int] = {}
     for start in range(0, len(todo), limit):
         wave = todo[start : start + limit]
-        procs = {k: _materialize(SHARD_SELECTION, k, log_dir / f"{k}.log") for k in wave}
+        procs = {k: launcher.start("backfill_shard", k, log_dir / f"{k}.log") for k in wave}
         codes.update(_wait_all(procs, say))
     outcome.seconds["shards"] = time.monotonic() - shard_start
     outcome.shards_run = todo
@@ -133,15 +119,7 @@ def run_backfill(fresh: bool = False, max_parallel: int | None = None, say=print
         return outcome
 
     view_start = time.monotonic()
-    code = _wait_all(
-        {
-            "vw_resolutions_truth": _materialize(
-                "vw_resolutions_truth", None, log_dir / "vw_resolutions_truth.log"
-            )
-        },
-        say,
-    )
+    outcome.view_ok = _one("publish_truth_view", log_dir, say)
     outcome.seconds["vw_resolutions_truth"] = time.monotonic() - view_start
-    outcome.view_ok = code["vw_resolutions_truth"] == 0
     outcome.seconds["total"] = time.monotonic() - started
     return outcome

@@ -74,39 +74,40 @@ def missing_condition_ids(
             "the subgraph reports hasIndexingErrors=true: some conditions may be missing from it"
         )
 
-    source = _load_input(store, id_source, generation)
-    lines = warehouse.input_count(store, generation)
-    names = warehouse.scratch_names(generation)
-    warehouse.create_candidates(store, names)
-    invalid_sample: list[tuple[str, str]] = []
-    for chunk in warehouse.iter_input_chunks(store, generation):
-        candidates = [
-            (n.text, n.reason) if isinstance(n, InvalidId) else (n, "")
-            for n in map(normalize_condition_id, chunk)
-        ]
-        warehouse.add_candidates(store, names, candidates)
-        invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
-    distinct = warehouse.build_missing(store, names, generation, context.run.run_id, shards)
-    warehouse.record_snapshot(
-        store,
-        Snapshot(
-            generation,
-            meta.block_number,
-            meta.block_hash,
-            meta.deployment,
-            meta.has_indexing_errors,
-            shards,
-            lines,
-            distinct,
-        ),
-    )
-    counts = warehouse.state_counts(store, generation)
-    sizes = warehouse.shard_sizes(store)
-    to_fetch = counts.get("pending", 0)
-    context.log.info(
-        f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
-        f"pinned to block {meta.block_number:,}"
-    )
+    with store.session():
+        source = _load_input(store, id_source, generation)
+        lines = warehouse.input_count(store, generation)
+        names = warehouse.scratch_names(generation)
+        warehouse.create_candidates(store, names)
+        invalid_sample: list[tuple[str, str]] = []
+        for chunk in warehouse.iter_input_chunks(store, generation):
+            candidates = [
+                (n.text, n.reason) if isinstance(n, InvalidId) else (n, "")
+                for n in map(normalize_condition_id, chunk)
+            ]
+            warehouse.add_candidates(store, names, candidates)
+            invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
+        distinct = warehouse.build_missing(store, names, generation, context.run.run_id, shards)
+        warehouse.record_snapshot(
+            store,
+            Snapshot(
+                generation,
+                meta.block_number,
+                meta.block_hash,
+                meta.deployment,
+                meta.has_indexing_errors,
+                shards,
+                lines,
+                distinct,
+            ),
+        )
+        counts = warehouse.state_counts(store, generation)
+        sizes = warehouse.shard_sizes(store)
+        to_fetch = counts.get("pending", 0)
+        context.log.info(
+            f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
+            f"pinned to block {meta.block_number:,}"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": to_fetch,
@@ -169,8 +170,9 @@ def goldsky_payouts(
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
     store = clickhouse.store()
-    warehouse.ensure_schema(store)
-    snapshot = warehouse.current_snapshot(store)
+    with store.session():
+        warehouse.ensure_schema(store)
+        snapshot = warehouse.current_snapshot(store)
     if snapshot is None:
         raise dg.Failure("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shard_count():
@@ -192,16 +194,17 @@ def goldsky_payouts(
             requests, retries = client.requests_sent, client.retries
     except Exception as exc:
         failed_ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
-        warehouse.drop_staged_run(store, shard, context.run.run_id)
-        warehouse.fail_shard(
-            store, shard, context.run.run_id, snapshot.generation, f"shard run failed: {exc}"
-        )
-        warehouse.record_states(
-            store,
-            snapshot.generation,
-            context.run.run_id,
-            [(c, "failed", str(exc), shard) for c in failed_ids],
-        )
+        with store.session():
+            warehouse.drop_staged_run(store, shard, context.run.run_id)
+            warehouse.fail_shard(
+                store, shard, context.run.run_id, snapshot.generation, f"shard run failed: {exc}"
+            )
+            warehouse.record_states(
+                store,
+                snapshot.generation,
+                context.run.run_id,
+                [(c, "failed", str(exc), shard) for c in failed_ids],
+            )
         raise dg.Failure(
             description=f"{context.partition_key} failed: {exc}",
             metadata={
@@ -213,8 +216,9 @@ def goldsky_payouts(
                 ),
             },
         ) from exc
-    warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
-    replaced = warehouse.drop_other_runs(store, shard, context.run.run_id)
+    with store.session():
+        warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
+        replaced = warehouse.drop_other_runs(store, shard, context.run.run_id)
     outcomes = dict(progress.outcomes)
     return dg.MaterializeResult(
         metadata={
@@ -254,26 +258,26 @@ def resolutions_external_ingest(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
-    store = clickhouse.store()
-    warehouse.ensure_schema(store)
-    latest = warehouse.latest_shard_run(store, shard)
-    if latest is None:
-        raise dg.Failure(
-            f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
-            f"for {context.partition_key} first"
+    with clickhouse.held() as store:
+        warehouse.ensure_schema(store)
+        latest = warehouse.latest_shard_run(store, shard)
+        if latest is None:
+            raise dg.Failure(
+                f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
+                f"for {context.partition_key} first"
+            )
+        run_id, _generation = latest
+        warehouse.ingest_shard(store, shard, run_id)
+        outcomes = warehouse.shard_outcomes(store, shard, run_id)
+        loaded = outcomes.get("resolved", 0)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/partition_row_count": loaded,
+                "dagster/row_count": warehouse.ingest_table_rows(store),
+                "loaded_rows": loaded,
+                "from_fetch_run": run_id,
+            }
         )
-    run_id, _generation = latest
-    warehouse.ingest_shard(store, shard, run_id)
-    outcomes = warehouse.shard_outcomes(store, shard, run_id)
-    loaded = outcomes.get("resolved", 0)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/partition_row_count": loaded,
-            "dagster/row_count": warehouse.ingest_table_rows(store),
-            "loaded_rows": loaded,
-            "from_fetch_run": run_id,
-        }
-    )
 
 
 @dg.asset(
@@ -291,17 +295,17 @@ def resolutions_external_ingest(
 def vw_resolutions_truth(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
-    store = clickhouse.store()
-    warehouse.ensure_schema(store)
-    summary = warehouse.truth_summary(store)
-    total = sum(n for _, n, _ in summary)
-    context.log.info(f"vw_resolutions_truth: {total:,} conditions")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": total,
-            "by_source": md_table(
-                ["source", "conditions", "split (winning_index = -1)"],
-                [(s, f"{n:,}", f"{k:,}") for s, n, k in summary] or [("-", 0, 0)],
-            ),
-        }
-    )
+    with clickhouse.held() as store:
+        warehouse.ensure_schema(store)
+        summary = warehouse.truth_summary(store)
+        total = sum(n for _, n, _ in summary)
+        context.log.info(f"vw_resolutions_truth: {total:,} conditions")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": total,
+                "by_source": md_table(
+                    ["source", "conditions", "split (winning_index = -1)"],
+                    [(s, f"{n:,}", f"{k:,}") for s, n, k in summary] or [("-", 0, 0)],
+                ),
+            }
+        )

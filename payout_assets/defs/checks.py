@@ -123,46 +123,46 @@ def _spec(
 def goldsky_payouts_checks(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    store = clickhouse.store()
-    runs = _shard_runs(context, store)
-    asset = goldsky_payouts.key
-    checked, broken, sample = validate_chunks(
-        _chunks(store, "checks/staged_payouts_chunk.sql", runs)
-    )
-    yield from _rule_results(asset, checked, broken, sample)
-
-    rows = distinct = rejected = 0
-    duplicates: list[tuple[str, int]] = []
-    for shard, run_id in runs:
-        n, d, r = store.query_file("checks/staged_counts.sql", {"shard": shard, "run_id": run_id})[
-            0
-        ]
-        rows, distinct, rejected = rows + int(n), distinct + int(d), rejected + int(r)
-        duplicates += store.query_file(
-            "checks/staged_duplicates.sql", {"shard": shard, "run_id": run_id}
+    with clickhouse.held() as store:
+        runs = _shard_runs(context, store)
+        asset = goldsky_payouts.key
+        checked, broken, sample = validate_chunks(
+            _chunks(store, "checks/staged_payouts_chunk.sql", runs)
         )
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="unique_condition_ids",
-        passed=rows == distinct,
-        metadata={
-            "rows": rows,
-            "distinct_ids": distinct,
-            "duplicate_sample": md_table(["condition_id", "copies"], duplicates or [("-", 0)]),
-        },
-    )
-    share = rejected / rows if rows else 0.0
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="rejected_share",
-        passed=share <= max_rejected_share(),
-        metadata={
-            "rejected": rejected,
-            "rows": rows,
-            "rejected_share": dg.MetadataValue.float(round(share, 6)),
-            "threshold": max_rejected_share(),
-        },
-    )
+        yield from _rule_results(asset, checked, broken, sample)
+
+        rows = distinct = rejected = 0
+        duplicates: list[tuple[str, int]] = []
+        for shard, run_id in runs:
+            n, d, r = store.query_file(
+                "checks/staged_counts.sql", {"shard": shard, "run_id": run_id}
+            )[0]
+            rows, distinct, rejected = rows + int(n), distinct + int(d), rejected + int(r)
+            duplicates += store.query_file(
+                "checks/staged_duplicates.sql", {"shard": shard, "run_id": run_id}
+            )
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="unique_condition_ids",
+            passed=rows == distinct,
+            metadata={
+                "rows": rows,
+                "distinct_ids": distinct,
+                "duplicate_sample": md_table(["condition_id", "copies"], duplicates or [("-", 0)]),
+            },
+        )
+        share = rejected / rows if rows else 0.0
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="rejected_share",
+            passed=share <= max_rejected_share(),
+            metadata={
+                "rejected": rejected,
+                "rows": rows,
+                "rejected_share": dg.MetadataValue.float(round(share, 6)),
+                "threshold": max_rejected_share(),
+            },
+        )
 
 
 @dg.multi_asset_check(
@@ -193,45 +193,45 @@ def goldsky_payouts_checks(
 def resolutions_external_ingest_checks(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    store = clickhouse.store()
-    runs = _shard_runs(context, store)
-    asset = resolutions_external_ingest.key
-    checked, broken, sample = validate_chunks(
-        _chunks(store, "checks/ingested_payouts_chunk.sql", runs)
-    )
-    yield from _rule_results(asset, checked, broken, sample)
+    with clickhouse.held() as store:
+        runs = _shard_runs(context, store)
+        asset = resolutions_external_ingest.key
+        checked, broken, sample = validate_chunks(
+            _chunks(store, "checks/ingested_payouts_chunk.sql", runs)
+        )
+        yield from _rule_results(asset, checked, broken, sample)
 
-    rows = distinct = 0
-    for shard, run_id in runs:
-        n, d = store.query_file(
-            "checks/ingested_duplicates.sql", {"shard": shard, "run_id": run_id}
-        )[0]
-        rows, distinct = rows + int(n), distinct + int(d)
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="unique_after_dedup",
-        passed=rows == distinct,
-        metadata={"rows_final": rows, "distinct_ids": distinct},
-    )
+        rows = distinct = 0
+        for shard, run_id in runs:
+            n, d = store.query_file(
+                "checks/ingested_duplicates.sql", {"shard": shard, "run_id": run_id}
+            )[0]
+            rows, distinct = rows + int(n), distinct + int(d)
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="unique_after_dedup",
+            passed=rows == distinct,
+            metadata={"rows_final": rows, "distinct_ids": distinct},
+        )
 
-    snapshot = warehouse.current_snapshot(store)
-    counts = warehouse.state_counts(store, snapshot.generation) if snapshot else {}
-    asked = sum(n for s, n in counts.items() if s not in {"invalid_id", "already_resolved"})
-    coverage = counts.get("ingested", 0) / asked if asked else 0.0
-    low, high = COVERAGE_EXPECTED
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="coverage",
-        passed=low <= coverage <= high,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "coverage": dg.MetadataValue.float(round(coverage, 4)),
-            "ingested": counts.get("ingested", 0),
-            "asked": asked,
-            "expected": f"{low:.0%}-{high:.0%}",
-            "ids_by_state": counts_table(counts),
-        },
-    )
+        snapshot = warehouse.current_snapshot(store)
+        counts = warehouse.state_counts(store, snapshot.generation) if snapshot else {}
+        asked = sum(n for s, n in counts.items() if s not in {"invalid_id", "already_resolved"})
+        coverage = counts.get("ingested", 0) / asked if asked else 0.0
+        low, high = COVERAGE_EXPECTED
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="coverage",
+            passed=low <= coverage <= high,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "coverage": dg.MetadataValue.float(round(coverage, 4)),
+                "ingested": counts.get("ingested", 0),
+                "asked": asked,
+                "expected": f"{low:.0%}-{high:.0%}",
+                "ids_by_state": counts_table(counts),
+            },
+        )
 
 
 @dg.multi_asset_check(
@@ -257,46 +257,46 @@ def resolutions_external_ingest_checks(
     ],
 )
 def vw_resolutions_truth_checks(clickhouse: ClickHouseResource) -> Iterator[dg.AssetCheckResult]:
-    store = clickhouse.store()
-    asset = vw_resolutions_truth.key
-    rows, distinct = store.query_file("checks/truth_duplicates.sql")[0]
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="one_row_per_condition",
-        passed=rows == distinct,
-        metadata={"rows": int(rows), "distinct_conditions": int(distinct)},
-    )
-    missing = int(store.query_file("checks/truth_missing_external_count.sql")[0][0])
-    sample = store.query_file("checks/truth_missing_external.sql")
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="external_rows_present",
-        passed=missing == 0,
-        metadata={
-            "missing_from_view": missing,
-            "sample": md_table(["condition_id"], sample or [("-",)]),
-        },
-    )
-    disagreements = store.query_file("checks/source_disagreements.sql")
-    total = int(disagreements[0][5]) if disagreements else 0
-    yield dg.AssetCheckResult(
-        asset_key=asset,
-        check_name="sources_agree",
-        passed=total == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "disagreements": total,
-            "sample": md_table(
-                ["condition_id", "market_resolutions_final", "goldsky"],
-                [
-                    (c, f"{list(pn)}/{pd}", f"{list(gn)}/{gd}")
-                    for c, pn, pd, gn, gd, _ in disagreements
-                ]
-                or [("-", "-", "-")],
-            ),
-        },
-    )
-    yield _ledger_result(store, asset, "ledger_accounts_for_every_id", final=True)
+    with clickhouse.held() as store:
+        asset = vw_resolutions_truth.key
+        rows, distinct = store.query_file("checks/truth_duplicates.sql")[0]
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="one_row_per_condition",
+            passed=rows == distinct,
+            metadata={"rows": int(rows), "distinct_conditions": int(distinct)},
+        )
+        missing = int(store.query_file("checks/truth_missing_external_count.sql")[0][0])
+        sample = store.query_file("checks/truth_missing_external.sql")
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="external_rows_present",
+            passed=missing == 0,
+            metadata={
+                "missing_from_view": missing,
+                "sample": md_table(["condition_id"], sample or [("-",)]),
+            },
+        )
+        disagreements = store.query_file("checks/source_disagreements.sql")
+        total = int(disagreements[0][5]) if disagreements else 0
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="sources_agree",
+            passed=total == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "disagreements": total,
+                "sample": md_table(
+                    ["condition_id", "market_resolutions_final", "goldsky"],
+                    [
+                        (c, f"{list(pn)}/{pd}", f"{list(gn)}/{gd}")
+                        for c, pn, pd, gn, gd, _ in disagreements
+                    ]
+                    or [("-", "-", "-")],
+                ),
+            },
+        )
+        yield _ledger_result(store, asset, "ledger_accounts_for_every_id", final=True)
 
 
 @dg.asset_check(

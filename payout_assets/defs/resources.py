@@ -1,4 +1,4 @@
-"""Resource bindings, read from the environment (see the README's configuration table)."""
+"""Resource bindings (read from the environment, see the README) and the executor."""
 
 import os
 
@@ -32,6 +32,9 @@ def resources() -> dg.Definitions:
         else None,
     }
     return dg.Definitions(
+        # One process per run: a shard's steps (fetch, checks, ingest) are short and sequential,
+        # and a process per step would pay Dagster's start-up cost four times per shard.
+        executor=dg.in_process_executor,
         resources={
             "clickhouse": ClickHouseResource(
                 dsn=env_or_default("CLICKHOUSE_DSN", default_clickhouse_dsn())
@@ -48,5 +51,5 @@ def resources() -> dg.Definitions:
                 **secret_or_none,
             ),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
-        }
+        },
     )

@@ -1,5 +1,8 @@
 """ClickHouse as a Dagster resource (clickhouse-connect; embedded chdb or a server)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 from pydantic import Field
 
@@ -23,3 +26,12 @@ class ClickHouseResource(dg.ConfigurableResource):
 
     def store(self) -> ClickHouseStore:
         return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s)
+
+    @contextmanager
+    def held(self) -> Iterator[ClickHouseStore]:
+        """A store whose engine stays open for the whole block: for short steps that run many
+        statements (checks, the ingest, the view), so the embedded engine opens once, not per
+        statement. Not for long fetch loops, which must let other shard processes in."""
+        store = self.store()
+        with store.session():
+            yield store
