@@ -1,0 +1,76 @@
+"""Running the project's real command lines in tests: own process group, bounded, always reaped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from payout_assets.config import PROJECT_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def project_env(home: Path, endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment a user would set: a DAGSTER_HOME with the project's dagster.yaml, the
+    embedded store inside it, and the simulator as the endpoint."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOLDSKY_", "PAYOUT_", "CLICKHOUSE_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        CLICKHOUSE_DSN=f"chdb://{home / 'clickhouse'}",
+        GOLDSKY_ENDPOINT=endpoint,
+        GOLDSKY_BACKOFF_S="0.05",
+        **extra,
+    )
+    return env
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def start(args: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    return subprocess.Popen(
+        list(args),
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def run(args: Sequence[str], env: Mapping[str, str], log: Path, timeout: float = 300) -> int:
+    """Run a command to completion (bounded); the whole process group is killed on timeout."""
+    proc = start(args, env, log)
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        kill_group(proc)
+
+
+def cli(*args: str) -> list[str]:
+    return [str(BIN / "payout-backfill"), *args]
+
+
+def dagster(*args: str) -> list[str]:
+    return [str(BIN / "dagster"), *args]
+
+
+def dg_cli(*args: str) -> list[str]:
+    return [str(BIN / "dg"), *args]

@@ -1,0 +1,225 @@
+"""The real command lines: `payout-backfill run` (with a kill and a resume), the single-shard
+Dagster CLIs, and definition validation. Every process runs in its own group and is reaped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from payout_assets.cli.demo import seed_store
+from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+from payout_assets_tests.cli_helpers import (
+    cli,
+    dagster,
+    dg_cli,
+    kill_group,
+    project_env,
+    run,
+    start,
+)
+
+SHARDS = 4
+
+
+def _expected(sim: Simulator, store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
+    """Resolved payouts the subgraph has, at the pinned block, for the ids the backfill asked."""
+    snapshot = warehouse.current_snapshot(store)
+    assert snapshot is not None
+    asked = [
+        r[0]
+        for r in store.query_rows("SELECT condition_id FROM payout_backfill.missing_condition_ids")
+    ]
+    out = {}
+    for cid in asked:
+        state = sim.universe.state("0x" + cid, snapshot.block_number)
+        if state is not None and state.resolved:
+            out[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
+    return out
+
+
+def _ingested(store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
+    rows = store.query_rows(
+        "SELECT condition_id, payout_numerators, payout_denominator "
+        "FROM default.resolutions_external_ingest FINAL"
+    )
+    return {cid: (list(n), d) for cid, n, d in rows}
+
+
+@pytest.fixture
+def seeded(tmp_path: Path):
+    """A simulator (slow enough to interrupt) and a DAGSTER_HOME whose store holds 6,000 ids."""
+    with run_simulator(SimulatorConfig(size=20_000, seed=3, latency_ms=150)) as sim:
+        home = tmp_path / "home"
+        env = project_env(
+            home, sim.url, PAYOUT_SHARDS=str(SHARDS), GOLDSKY_MAX_RPS="4", GOLDSKY_CONCURRENCY="1"
+        )
+        store = ClickHouseStore(env["CLICKHOUSE_DSN"])
+        seed_store(store, sim.universe, 6_000)
+        yield sim, env, store
+
+
+def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -> None:
+    sim, env, store = seeded
+    log = tmp_path / "run.log"
+    proc = start(cli("run"), env, log)
+    try:
+        deadline = time.monotonic() + 120
+        # Kill the whole run (CLI, forkserver, every shard process) once shards are mid-way.
+        while sim.traffic.stats()["ids_served"] < 2_500 and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.05)
+    finally:
+        kill_group(proc)
+    served_before = sim.traffic.stats()["ids_served"]
+    assert 0 < served_before < 5_700
+
+    assert run(cli("run"), env, log, timeout=300) == 0, log.read_text()[-3000:]
+    stats = sim.traffic.stats()
+    assert _ingested(store) == _expected(sim, store)
+    # Shards that finished before the kill were not fetched again; at most the killed ones were.
+    assert stats["ids_served"] - served_before < 5_700
+    counts = warehouse.state_counts(store, warehouse.current_snapshot(store).generation)
+    assert "pending" not in counts and "fetched" not in counts and "failed" not in counts
+    assert sum(counts.values()) == warehouse.current_snapshot(store).distinct_ids
+
+    # Done means done: a second run takes a new snapshot and only re-asks the unresolved ids.
+    before = stats["ids_served"]
+    assert run(cli("run"), env, log, timeout=300) == 0
+    asked_again = sim.traffic.stats()["ids_served"] - before
+    unresolved = counts.get("unresolved", 0) + counts.get("not_found", 0)
+    assert asked_again == unresolved
+
+
+def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> None:
+    sim, env, store = seeded
+    log = tmp_path / "shard.log"
+    assert (
+        run(
+            dagster(
+                "asset",
+                "materialize",
+                "-m",
+                "payout_assets.definitions",
+                "--select",
+                "missing_condition_ids",
+            ),
+            env,
+            log,
+        )
+        == 0
+    )
+    shard_cmd = dagster(
+        "asset",
+        "materialize",
+        "-m",
+        "payout_assets.definitions",
+        "--select",
+        "goldsky_payouts,resolutions_external_ingest",
+        "--partition",
+        "shard-01",
+    )
+    proc = start(shard_cmd, env, log)
+    try:
+        deadline = time.monotonic() + 120
+        while sim.traffic.stats()["ids_served"] < 500 and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.02)
+    finally:
+        kill_group(proc)
+    assert run(shard_cmd, env, log) == 0, log.read_text()[-3000:]
+
+    snapshot = warehouse.current_snapshot(store)
+    shard_ids = {
+        r[0]
+        for r in store.query_rows(
+            "SELECT condition_id FROM payout_backfill.missing_condition_ids WHERE shard = 1"
+        )
+    }
+    expected = {c: v for c, v in _expected(sim, store).items() if c in shard_ids}
+    assert _ingested(store) == expected
+    staged = store.query_rows(
+        "SELECT count(), uniqExact(condition_id), uniqExact(run_id) FROM payout_backfill.goldsky_payouts WHERE shard = 1"
+    )[0]
+    assert staged == (len(shard_ids), len(shard_ids), 1)  # the killed run's rows are gone
+    states = dict(
+        store.query_rows(
+            "SELECT state, count() FROM payout_backfill.ledger_latest "
+            "WHERE generation = {g:String} AND shard = 1 GROUP BY state",
+            {"g": snapshot.generation},
+        )
+    )
+    assert states.get("ingested") == len(expected)
+    assert sum(states.values()) == len(shard_ids)
+
+
+def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
+    _sim, env, store = seeded
+    log = tmp_path / "cli.log"
+    assert run(dagster("definitions", "validate", "-w", "workspace.yaml"), env, log) == 0, (
+        log.read_text()[-2000:]
+    )
+    assert run(dg_cli("check", "defs"), env, log) == 0, log.read_text()[-2000:]
+    assert (
+        run(
+            dagster(
+                "asset",
+                "materialize",
+                "-m",
+                "payout_assets.definitions",
+                "--select",
+                "missing_condition_ids",
+            ),
+            env,
+            log,
+        )
+        == 0
+    )
+    assert (
+        run(
+            dg_cli(
+                "launch",
+                "--assets",
+                "goldsky_payouts,resolutions_external_ingest",
+                "--partition",
+                "shard-03",
+            ),
+            env,
+            log,
+        )
+        == 0
+    ), log.read_text()[-3000:]
+    assert (
+        run(
+            dagster(
+                "asset",
+                "materialize",
+                "-m",
+                "payout_assets.definitions",
+                "--select",
+                "goldsky_payouts",
+                "--partition",
+                "shard-02",
+            ),
+            env,
+            log,
+        )
+        == 0
+    ), log.read_text()[-3000:]
+    shards = dict(
+        store.query_rows(
+            "SELECT shard, count() FROM payout_backfill.goldsky_payouts GROUP BY shard"
+        )
+    )
+    assert set(shards) == {2, 3}
+    ingested_shards = {
+        r[0]
+        for r in store.query_rows(
+            "SELECT DISTINCT g.shard FROM default.resolutions_external_ingest AS e FINAL "
+            "INNER JOIN payout_backfill.goldsky_payouts AS g ON g.condition_id = e.condition_id"
+        )
+    }
+    assert ingested_shards == {3}  # shard-02 was fetched but its ingest was not selected
