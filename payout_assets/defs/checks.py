@@ -133,7 +133,15 @@ def goldsky_payouts_checks(
 
         rows = distinct = rejected = 0
         duplicates: list[tuple[str, int]] = []
+        rejected_rows: list[tuple[str, str, str]] = []
         for shard, run_id in runs:
+            params = {"shard": shard, "run_id": run_id}
+            rejected_rows += [
+                (cid, reason, f"{list(nums)} / {den or '-'}")
+                for cid, reason, nums, den in store.query_file(
+                    "checks/staged_rejected_sample.sql", params
+                )
+            ]
             n, d, r = store.query_file(
                 "checks/staged_counts.sql", {"shard": shard, "run_id": run_id}
             )[0]
@@ -161,6 +169,10 @@ def goldsky_payouts_checks(
                 "rows": rows,
                 "rejected_share": dg.MetadataValue.float(round(share, 6)),
                 "threshold": max_rejected_share(),
+                "rejected_sample": md_table(
+                    ["condition_id", "rule broken", "as received"],
+                    rejected_rows[:20] or [("-", "-", "-")],
+                ),
             },
         )
 
