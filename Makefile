@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install demo test lint dev bench clean
+.PHONY: install demo test test-ui lint dev bench clean system-deps
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,12 @@ test: install
 lint: install
 	$(BIN)/ruff check --fix payout_assets payout_assets_tests bench
 	$(BIN)/ruff format payout_assets payout_assets_tests bench
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test-ui: install system-deps
+	$(BIN)/python -m pytest -m ui
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

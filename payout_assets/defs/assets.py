@@ -8,6 +8,7 @@ of every id that entered, so nothing is lost without a trace.
 """
 
 import dagster as dg
+from filelock import Timeout
 
 from payout_assets.config import shard_count
 from payout_assets.defs.metadata import counts_table, md_table, table_name
@@ -170,9 +171,31 @@ def goldsky_payouts(
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
     store = clickhouse.store()
+    shard_lock = store.named_lock(context.partition_key)
+    try:
+        shard_lock.acquire(timeout=0)
+    except Timeout:
+        context.log.info(f"another run of {context.partition_key} is in progress; waiting for it")
+        shard_lock.acquire()
+    try:
+        return _fetch_shard(context, store, goldsky, shard)
+    finally:
+        shard_lock.release()
+
+
+def _fetch_shard(
+    context: dg.AssetExecutionContext,
+    store: ClickHouseStore,
+    goldsky: GoldskyResource,
+    shard: int,
+) -> dg.MaterializeResult:
+    """The body of ``goldsky_payouts``, run while holding the shard's lock: no other run of this
+    shard is alive, so staging partitions nobody published are debris of a killed run, and the
+    snapshot read here is the newest one (a backfill started meanwhile is not missed)."""
     with store.session():
         warehouse.ensure_schema(store)
         snapshot = warehouse.current_snapshot(store)
+        warehouse.drop_orphan_runs(store, shard)
     if snapshot is None:
         raise dg.Failure("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shard_count():
@@ -218,11 +241,9 @@ def goldsky_payouts(
         ) from exc
     with store.session():
         warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
-        replaced = warehouse.drop_other_runs(store, shard, context.run.run_id)
     outcomes = dict(progress.outcomes)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": progress.done_ids,
             "dagster/partition_row_count": progress.done_ids,
             "outcomes": counts_table(outcomes, label="outcome"),
             "resolved": outcomes.get("resolved", 0),
@@ -232,7 +253,6 @@ def goldsky_payouts(
             "batches": progress.batches,
             "snapshot_block": snapshot.block_number,
             "seconds": round(progress.elapsed_s, 2),
-            "replaced_runs": replaced,
             "rejected_sample": md_table(
                 ["condition_id", "reason"], progress.rejected_sample or [("-", "-")]
             ),
@@ -260,7 +280,7 @@ def resolutions_external_ingest(
     shard = shard_index(context.partition_key)
     with clickhouse.held() as store:
         warehouse.ensure_schema(store)
-        latest = warehouse.latest_shard_run(store, shard)
+        latest = warehouse.shard_run_to_ingest(store, shard, context.run.run_id)
         if latest is None:
             raise dg.Failure(
                 f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
@@ -268,6 +288,7 @@ def resolutions_external_ingest(
             )
         run_id, _generation = latest
         warehouse.ingest_shard(store, shard, run_id)
+        superseded = warehouse.drop_superseded_runs(store, shard, run_id)
         outcomes = warehouse.shard_outcomes(store, shard, run_id)
         loaded = outcomes.get("resolved", 0)
         return dg.MaterializeResult(
@@ -276,6 +297,7 @@ def resolutions_external_ingest(
                 "dagster/row_count": warehouse.ingest_table_rows(store),
                 "loaded_rows": loaded,
                 "from_fetch_run": run_id,
+                "superseded_fetch_runs_dropped": superseded,
             }
         )
 

@@ -85,8 +85,10 @@ def _rule_results(
                 "rule": what,
                 "rows_checked": checked,
                 "rule_violations": failing,
-                "failure_sample": md_table(
-                    ["condition_id", "rules broken"], rows or [("-", "none")]
+                **(
+                    {"failure_sample": md_table(["condition_id", "rules broken"], rows)}
+                    if rows
+                    else {}
                 ),
             },
         )

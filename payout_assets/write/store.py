@@ -9,7 +9,9 @@ The SQL is the same on both.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -71,6 +73,16 @@ class ClickHouseStore:
     @property
     def display_dsn(self) -> str:
         return redact_dsn(self.dsn)
+
+    def named_lock(self, name: str, timeout_s: float = -1) -> FileLock:
+        """A host-wide lock scoped to this store (e.g. one per shard, so two runs of the same
+        shard never overlap). Next to an embedded store; in the temp dir for a server."""
+        if self.embedded:
+            path = f"{urlsplit(self.dsn).path}.{name}.lock"
+        else:
+            digest = hashlib.sha256(redact_dsn(self.dsn).encode()).hexdigest()[:16]
+            path = str(Path(tempfile.gettempdir()) / f"payout-backfill-{digest}-{name}.lock")
+        return FileLock(path, timeout=timeout_s)
 
     @contextmanager
     def session(self) -> Iterator[Client]:

@@ -259,13 +259,27 @@ def drop_staged_run(store: ClickHouseStore, shard: int, run_id: str) -> None:
     store.run_file("shard/drop_run.sql", {"shard": shard, "run_id": run_id})
 
 
-def drop_other_runs(store: ClickHouseStore, shard: int, keep_run_id: str) -> int:
+def drop_orphan_runs(store: ClickHouseStore, shard: int) -> int:
+    """Drop what killed or failed runs of the shard left behind (call under the shard lock)."""
     with store.session():
-        runs = [r[0] for r in store.query_file("shard/partitions.sql", {"shard": shard})]
+        orphans = [r[0] for r in store.query_file("shard/orphan_runs.sql", {"shard": shard})]
+        for run_id in orphans:
+            drop_staged_run(store, shard, run_id)
+    return len(orphans)
+
+
+def drop_superseded_runs(store: ClickHouseStore, shard: int, ingested_run_id: str) -> int:
+    """After a run's rows are ingested, staging partitions of older published runs go."""
+    with store.session():
+        runs = [
+            r[0]
+            for r in store.query_file(
+                "ingest/superseded_runs.sql", {"shard": shard, "run_id": ingested_run_id}
+            )
+        ]
         for run_id in runs:
-            if run_id != keep_run_id:
-                drop_staged_run(store, shard, run_id)
-    return sum(1 for r in runs if r != keep_run_id)
+            drop_staged_run(store, shard, run_id)
+    return len(runs)
 
 
 def publish_shard(store: ClickHouseStore, shard: int, run_id: str, generation: str) -> None:
@@ -298,6 +312,14 @@ def shard_outcomes(store: ClickHouseStore, shard: int, run_id: str) -> dict[str,
 
 
 # -- resolutions_external_ingest (one shard) ---------------------------------------------------
+
+
+def shard_run_to_ingest(store: ClickHouseStore, shard: int, run_id: str) -> tuple[str, str] | None:
+    """The fetch to ingest: this Dagster run's own, when it fetched the shard (so two backfills
+    running at once each ingest what they fetched), otherwise the newest published one."""
+    rows = store.query_file("ingest/run_of_shard.sql", {"shard": shard, "run_id": run_id})
+    rows = rows or store.query_file("ingest/latest_run.sql", {"shard": shard})
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def latest_shard_run(store: ClickHouseStore, shard: int) -> tuple[str, str] | None:
