@@ -223,3 +223,39 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
         )
     }
     assert ingested_shards == {3}  # shard-02 was fetched but its ingest was not selected
+
+
+def test_two_backfills_at_once_against_one_store(seeded, tmp_path: Path) -> None:
+    sim, env, store = seeded
+    other = {**env, "DAGSTER_HOME": str(tmp_path / "home-b")}
+    (tmp_path / "home-b").mkdir()
+    first = start(cli("run"), env, tmp_path / "a.log")
+    second = start(cli("run"), other, tmp_path / "b.log")
+    try:
+        assert first.wait(timeout=300) == 0, (tmp_path / "a.log").read_text()[-3000:]
+        assert second.wait(timeout=300) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    finally:
+        kill_group(first)
+        kill_group(second)
+
+    snapshot = warehouse.current_snapshot(store)
+    primary = {
+        r[0]
+        for r in store.query_rows(
+            "SELECT toString(condition_id_norm) FROM default.market_resolutions_final"
+        )
+    }
+    expected = {}
+    for (raw,) in store.query_rows("SELECT DISTINCT lower(condition_id) FROM default.trades_raw"):
+        cid = raw.removeprefix("0x")
+        state = sim.universe.state("0x" + cid, snapshot.block_number)
+        if cid not in primary and state is not None and state.resolved:
+            expected[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
+    assert _ingested(store) == expected
+    rows, distinct = store.query_rows(
+        "SELECT count(), uniqExact(condition_id) FROM cascadian_clean.vw_resolutions_truth"
+    )[0]
+    assert rows == distinct == len(expected) + len(primary)
+    counts = warehouse.state_counts(store, snapshot.generation)
+    assert sum(counts.values()) == snapshot.distinct_ids
+    assert "pending" not in counts and "failed" not in counts
