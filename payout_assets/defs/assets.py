@@ -7,12 +7,15 @@ Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) r
 of every id that entered, so nothing is lost without a trace.
 """
 
+import os
+
 import dagster as dg
 from filelock import Timeout
 
 from payout_assets.config import shard_count
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.fetch.errors import PermanentGoldskyError
 from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.resources.goldsky import GoldskyResource
 from payout_assets.resources.id_source import IdSourceResource
@@ -68,6 +71,7 @@ def missing_condition_ids(
     warehouse.ensure_schema(store)
     generation = context.run.run_id
     shards = shard_count()
+    previous = warehouse.current_snapshot(store)
     with goldsky.client(context.log) as client:
         meta = client.meta()
     if meta.has_indexing_errors:
@@ -75,10 +79,10 @@ def missing_condition_ids(
             "the subgraph reports hasIndexingErrors=true: some conditions may be missing from it"
         )
 
+    names = warehouse.scratch_names(generation)
     with store.session():
         source = _load_input(store, id_source, generation)
         lines = warehouse.input_count(store, generation)
-        names = warehouse.scratch_names(generation)
         warehouse.create_candidates(store, names)
         invalid_sample: list[tuple[str, str]] = []
         for chunk in warehouse.iter_input_chunks(store, generation):
@@ -88,7 +92,16 @@ def missing_condition_ids(
             ]
             warehouse.add_candidates(store, names, candidates)
             invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
-        distinct = warehouse.build_missing(store, names, generation, context.run.run_id, shards)
+    incremental = _skip_unchanged(context, store, goldsky, names, previous, meta.block_number)
+    with store.session():
+        distinct = warehouse.build_missing(
+            store,
+            names,
+            generation,
+            context.run.run_id,
+            shards,
+            unchanged_reason=incremental.get("reason", ""),
+        )
         warehouse.record_snapshot(
             store,
             Snapshot(
@@ -104,11 +117,11 @@ def missing_condition_ids(
         )
         counts = warehouse.state_counts(store, generation)
         sizes = warehouse.shard_sizes(store)
-        to_fetch = counts.get("pending", 0)
-        context.log.info(
-            f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
-            f"pinned to block {meta.block_number:,}"
-        )
+    to_fetch = counts.get("pending", 0)
+    context.log.info(
+        f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
+        f"pinned to block {meta.block_number:,}"
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": to_fetch,
@@ -122,12 +135,68 @@ def missing_condition_ids(
             "subgraph_deployment": meta.deployment,
             "has_indexing_errors": meta.has_indexing_errors,
             "generation": generation,
+            "incremental": md_table(
+                ["", ""], [(k, v) for k, v in incremental.items() if k != "reason"]
+            ),
+            "requests_saved": int(incremental.get("requests saved", 0)),
             "ids_per_shard": md_table(
                 ["shard", "ids"], [(f"shard-{s:02d}", f"{n:,}") for s, n in sorted(sizes.items())]
             ),
             "invalid_sample": md_table(["input", "reason"], invalid_sample or [("-", "-")]),
         }
     )
+
+
+def _skip_unchanged(
+    context: dg.AssetExecutionContext,
+    store: ClickHouseStore,
+    goldsky: GoldskyResource,
+    names: dict[str, str],
+    previous: Snapshot | None,
+    block: int,
+) -> dict[str, str]:
+    """Incremental refresh: ask the subgraph which conditions changed since the previous
+    snapshot's block (``_change_block``), and do not ask again for ids that were unresolved or
+    absent then and have not changed since. Falls back to asking for every id when there is no
+    previous snapshot or the endpoint rejects the filter. Returns what it did, for the metadata."""
+    if previous is None or os.environ.get("PAYOUT_INCREMENTAL", "1") == "0":
+        return {
+            "mode": "full (no previous snapshot)"
+            if previous is None
+            else "full (PAYOUT_INCREMENTAL=0)"
+        }
+    changed = 0
+    try:
+        with goldsky.client(context.log) as client:
+            chunk: list[str] = []
+            for cid in client.changed_since(previous.block_number, block):
+                chunk.append(cid)
+                if len(chunk) >= INPUT_CHUNK:
+                    warehouse.add_changed(store, names, chunk)
+                    changed, chunk = changed + len(chunk), []
+            warehouse.add_changed(store, names, chunk)
+            changed += len(chunk)
+            pages = client.requests_sent
+    except PermanentGoldskyError as exc:
+        context.log.warning(
+            f"the subgraph rejected the _change_block filter ({exc}); asking for every id"
+        )
+        return {"mode": "full (endpoint rejected _change_block)"}
+    skipped = warehouse.mark_unchanged(store, names, previous.generation)
+    batch = goldsky.batch_size
+    saved = max(0, -(-skipped // batch) - pages)
+    context.log.info(
+        f"incremental: {changed:,} conditions changed since block {previous.block_number:,}; "
+        f"{skipped:,} unresolved ids unchanged, not asked again (~{saved} requests saved)"
+    )
+    return {
+        "mode": f"incremental since block {previous.block_number:,}",
+        "changed conditions": f"{changed:,}",
+        "ids not asked again (unchanged)": f"{skipped:,}",
+        "change-query pages": str(pages),
+        "requests saved": str(saved),
+        "reason": f"unchanged since block {previous.block_number} (incremental refresh)",
+    }
 
 
 def _report_progress(context: dg.AssetExecutionContext, progress: ShardProgress) -> None:

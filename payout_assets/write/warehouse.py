@@ -104,6 +104,8 @@ def scratch_names(generation: str) -> dict[str, str]:
     return {
         "db": "payout_backfill",
         "candidates": f"candidates_{suffix}",
+        "changed": f"changed_{suffix}",
+        "unchanged": f"unchanged_{suffix}",
         "next": f"missing_next_{suffix}",
     }
 
@@ -171,15 +173,38 @@ def record_states(
     )
 
 
+def add_changed(
+    store: ClickHouseStore, names: dict[str, str], condition_ids: Sequence[str]
+) -> None:
+    store.insert(
+        f"{names['db']}.{names['changed']}", [(c,) for c in condition_ids], ["condition_id"]
+    )
+
+
+def mark_unchanged(store: ClickHouseStore, names: dict[str, str], previous_generation: str) -> int:
+    """Fill the generation's ``unchanged`` table; returns how many ids need not be asked again."""
+    with store.session():
+        store.run_file("missing/unchanged.sql", {**names, "previous": previous_generation})
+        return int(store.query_file("missing/unchanged_count.sql", names)[0][0])
+
+
 def build_missing(
-    store: ClickHouseStore, names: dict[str, str], generation: str, run_id: str, shards: int
+    store: ClickHouseStore,
+    names: dict[str, str],
+    generation: str,
+    run_id: str,
+    shards: int,
+    unchanged_reason: str = "",
 ) -> int:
-    """Record invalid and already-resolved ids, swap in the new missing table; returns the
-    number of distinct ids that entered (what the ledger states must sum to)."""
+    """Record invalid, already-resolved and unchanged ids, swap in the new missing table; returns
+    the number of distinct ids that entered (what the ledger states must sum to)."""
     params = {**names, "generation": generation, "run_id": run_id, "shards": shards}
     with store.session():
         distinct = int(store.query_file("missing/distinct_ids.sql", names)[0][0])
-        store.run_file("missing/build.sql", {**params, "version": new_version()})
+        store.run_file(
+            "missing/build.sql",
+            {**params, "version": new_version(), "unchanged_reason": unchanged_reason},
+        )
         store.run_file("missing/cleanup.sql", params)
     return distinct
 

@@ -3,4 +3,8 @@ DROP TABLE IF EXISTS {db:Identifier}.{next:Identifier};
 
 DROP TABLE IF EXISTS {db:Identifier}.{candidates:Identifier};
 
+DROP TABLE IF EXISTS {db:Identifier}.{changed:Identifier};
+
+DROP TABLE IF EXISTS {db:Identifier}.{unchanged:Identifier};
+
 ALTER TABLE payout_backfill.id_input DELETE WHERE generation = {generation:String};
