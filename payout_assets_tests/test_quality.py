@@ -188,3 +188,46 @@ def test_rerunning_shards_changes_nothing_and_duplicates_nothing(
         "SELECT shard, uniqExact(run_id) FROM payout_backfill.goldsky_payouts GROUP BY shard"
     )
     assert all(n == 1 for _, n in staged_runs)  # each re-run replaced its shard's rows
+
+
+def test_verify_reports_pass_then_fails_on_a_corrupted_table(
+    pipeline: Pipeline, sim: Simulator, tmp_path: Path
+) -> None:
+    from payout_assets.cli.verify import verify
+
+    pipeline.ids_file = write_ids(tmp_path / "ids.txt", _ids(sim, 1_200))
+    pipeline.backfill()
+    store = pipeline.store
+    results = {r.name: r for r in verify(store)}
+    assert {r.status for r in results.values()} <= {"PASS", "WARN"}, {
+        n: r.summary for n, r in results.items()
+    }
+    assert len(results) == 10
+
+    # The same rules as the view's checks: verify and the Checks tab agree.
+    view_checks = check_results(pipeline.view())
+    for (asset, name), evaluation in view_checks.items():
+        assert asset == "vw_resolutions_truth"
+        assert evaluation.passed == results[name].passed, name
+
+    # A row a broken writer could leave: wrong sum, outside FINAL's dedup.
+    store.insert(
+        "default.resolutions_external_ingest",
+        [("e" * 64, [2, 0], 1, 0, None, "goldsky", 1, warehouse.now_utc(), "bad-run", 1)],
+        [
+            "condition_id",
+            "payout_numerators",
+            "payout_denominator",
+            "winning_index",
+            "resolved_at",
+            "source",
+            "block_number",
+            "fetched_at",
+            "run_id",
+            "version",
+        ],
+    )
+    results = {r.name: r for r in verify(store)}
+    assert results["numerator_sums"].status == "FAIL"
+    assert "e" * 64 in results["numerator_sums"].metadata["failure_sample"]
+    assert results["winning_index_bounds"].status == "FAIL"

@@ -1,0 +1,299 @@
+"""The data-quality rules, once: the asset checks show them in Dagster, and
+``payout-backfill verify`` prints them, so the two can never disagree.
+
+They are the original scripts' seven validations, corrected (numerator sums, index bounds and
+``resolved_at`` through the pandera model; duplicates read with FINAL; coverage as a warning;
+error rate from the ledger; the view one row per condition and complete), plus the ledger check
+that every id that entered has exactly one state.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from payout_assets.validate.schema import validate_chunks
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+
+SUM_RULES = {
+    "numerator_sum_equals_denominator",
+    "denominator_positive_uint64",
+    "numerators_fit_uint64",
+}
+INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes"}
+TIME_RULES = {"resolved_at_not_in_future"}
+COVERAGE_EXPECTED = (0.70, 0.80)  # the original quick-start's expectation: a WARN, not an error
+ShardRuns = Sequence[tuple[int, str]]
+
+
+class Markdown(str):
+    """Metadata text meant to be rendered as markdown."""
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Markdown:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))
+
+
+def counts_markdown(counts: Mapping[str, int], label: str = "state") -> Markdown:
+    total = sum(counts.values())
+    rows = [(k, f"{v:,}", f"{v / total:.1%}" if total else "-") for k, v in sorted(counts.items())]
+    rows.append(("**total**", f"**{total:,}**", ""))
+    return markdown_table([label, "ids", "share"], rows)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    name: str
+    passed: bool
+    summary: str
+    warn_only: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else "WARN" if self.warn_only else "FAIL"
+
+
+def _chunks(store: ClickHouseStore, runs: ShardRuns | None, staged: bool) -> Iterator[list[tuple]]:
+    if runs is None:
+        yield from warehouse.iter_rows_chunked(store, "checks/ingested_all_chunk.sql", {})
+        return
+    sql = "checks/staged_payouts_chunk.sql" if staged else "checks/ingested_payouts_chunk.sql"
+    for shard, run_id in runs:
+        yield from warehouse.iter_rows_chunked(store, sql, {"shard": shard, "run_id": run_id})
+
+
+def payout_rules(
+    store: ClickHouseStore, runs: ShardRuns | None, staged: bool = False
+) -> list[RuleResult]:
+    """The pandera model over stored payouts (one chunk in memory at a time): staged rows of the
+    given shard runs, the ingested rows of those shards (FINAL), or the whole ingest table."""
+    checked, broken, sample = validate_chunks(_chunks(store, runs, staged))
+    return [
+        _rule(name, rules, what, checked, broken, sample)
+        for name, rules, what in (
+            (
+                "numerator_sums",
+                SUM_RULES,
+                "Σ numerators = denominator > 0, every value fits UInt64",
+            ),
+            (
+                "winning_index_bounds",
+                INDEX_RULES,
+                "≥ 2 outcomes; winning_index -1 if split, else in bounds and holding the payout",
+            ),
+            ("resolved_at_not_in_future", TIME_RULES, "resolved_at is NULL or not in the future"),
+        )
+    ]
+
+
+def _rule(
+    name: str,
+    rules: set[str],
+    what: str,
+    checked: int,
+    broken: Counter[str],
+    sample: list[tuple[str, str]],
+) -> RuleResult:
+    failing = sum(n for rule, n in broken.items() if rule in rules)
+    rows = [(cid, why) for cid, why in sample if any(r in rules for r in why.split(", "))]
+    metadata: dict[str, Any] = {"rule": what, "rows_checked": checked, "rule_violations": failing}
+    if rows:
+        metadata["failure_sample"] = markdown_table(["condition_id", "rules broken"], rows)
+    return RuleResult(
+        name, failing == 0, f"{failing:,} of {checked:,} rows break it", metadata=metadata
+    )
+
+
+def staged_unique(store: ClickHouseStore, runs: ShardRuns) -> RuleResult:
+    rows = distinct = 0
+    duplicates: list[tuple[str, int]] = []
+    for shard, run_id in runs:
+        params = {"shard": shard, "run_id": run_id}
+        n, d, _ = store.query_file("checks/staged_counts.sql", params)[0]
+        rows, distinct = rows + int(n), distinct + int(d)
+        duplicates += store.query_file("checks/staged_duplicates.sql", params)
+    metadata: dict[str, Any] = {"rows": rows, "distinct_ids": distinct}
+    if duplicates:
+        metadata["duplicate_sample"] = markdown_table(["condition_id", "copies"], duplicates)
+    return RuleResult(
+        "unique_condition_ids",
+        rows == distinct,
+        f"{rows:,} rows, {distinct:,} ids",
+        metadata=metadata,
+    )
+
+
+def rejected_share(store: ClickHouseStore, runs: ShardRuns, threshold: float) -> RuleResult:
+    rows = rejected = 0
+    sample: list[tuple[str, str, str]] = []
+    for shard, run_id in runs:
+        params = {"shard": shard, "run_id": run_id}
+        n, _, r = store.query_file("checks/staged_counts.sql", params)[0]
+        rows, rejected = rows + int(n), rejected + int(r)
+        sample += [
+            (cid, reason, f"{list(nums)} / {den or '-'}")
+            for cid, reason, nums, den in store.query_file(
+                "checks/staged_rejected_sample.sql", params
+            )
+        ]
+    share = rejected / rows if rows else 0.0
+    metadata: dict[str, Any] = {
+        "rejected": rejected,
+        "rows": rows,
+        "rejected_share": round(share, 6),
+        "threshold": threshold,
+    }
+    if sample:
+        metadata["rejected_sample"] = markdown_table(
+            ["condition_id", "rule broken", "as received"], sample[:20]
+        )
+    return RuleResult(
+        "rejected_share", share <= threshold, f"{share:.2%} rejected", metadata=metadata
+    )
+
+
+def ingested_unique(store: ClickHouseStore, runs: ShardRuns | None) -> RuleResult:
+    if runs is None:
+        rows, distinct = (int(v) for v in store.query_file("checks/ingested_all_duplicates.sql")[0])
+    else:
+        rows = distinct = 0
+        for shard, run_id in runs:
+            n, d = store.query_file(
+                "checks/ingested_duplicates.sql", {"shard": shard, "run_id": run_id}
+            )[0]
+            rows, distinct = rows + int(n), distinct + int(d)
+    return RuleResult(
+        "unique_after_dedup",
+        rows == distinct,
+        f"{rows:,} rows read with FINAL, {distinct:,} conditions",
+        metadata={"rows_final": rows, "distinct_ids": distinct},
+    )
+
+
+def _ledger(store: ClickHouseStore) -> tuple[warehouse.Snapshot | None, dict[str, int]]:
+    snapshot = warehouse.current_snapshot(store)
+    return snapshot, (warehouse.state_counts(store, snapshot.generation) if snapshot else {})
+
+
+def _asked(counts: Mapping[str, int]) -> int:
+    return sum(n for s, n in counts.items() if s not in {"invalid_id", "already_resolved"})
+
+
+def coverage(store: ClickHouseStore) -> RuleResult:
+    _, counts = _ledger(store)
+    asked = _asked(counts)
+    share = counts.get("ingested", 0) / asked if asked else 0.0
+    low, high = COVERAGE_EXPECTED
+    return RuleResult(
+        "coverage",
+        low <= share <= high,
+        f"{share:.1%} of the {asked:,} ids asked were resolved (expected {low:.0%}-{high:.0%})",
+        warn_only=True,
+        metadata={
+            "coverage": round(share, 4),
+            "ingested": counts.get("ingested", 0),
+            "asked": asked,
+            "expected": f"{low:.0%}-{high:.0%}",
+            "ids_by_state": counts_markdown(counts),
+        },
+    )
+
+
+def error_rate(store: ClickHouseStore, threshold: float) -> RuleResult:
+    _, counts = _ledger(store)
+    asked = _asked(counts)
+    errors = counts.get("failed", 0) + counts.get("rejected", 0)
+    rate = errors / asked if asked else 0.0
+    return RuleResult(
+        "error_rate",
+        rate < threshold or errors == 0,
+        f"{errors:,} failed or rejected of {asked:,} asked ({rate:.2%}; limit {threshold:.0%})",
+        metadata={
+            "failed": counts.get("failed", 0),
+            "rejected": counts.get("rejected", 0),
+            "error_rate": round(rate, 6),
+        },
+    )
+
+
+def view_one_row(store: ClickHouseStore) -> RuleResult:
+    if not store.table_exists("cascadian_clean.vw_resolutions_truth"):
+        return RuleResult(
+            "one_row_per_condition", False, "cascadian_clean.vw_resolutions_truth does not exist"
+        )
+    rows, distinct = (int(v) for v in store.query_file("checks/truth_duplicates.sql")[0])
+    return RuleResult(
+        "one_row_per_condition",
+        rows == distinct,
+        f"{rows:,} rows, {distinct:,} conditions",
+        metadata={"rows": rows, "distinct_conditions": distinct},
+    )
+
+
+def view_external_present(store: ClickHouseStore) -> RuleResult:
+    missing = int(store.query_file("checks/truth_missing_external_count.sql")[0][0])
+    metadata: dict[str, Any] = {"missing_from_view": missing}
+    if missing:
+        metadata["sample"] = markdown_table(
+            ["condition_id"], store.query_file("checks/truth_missing_external.sql")
+        )
+    return RuleResult(
+        "external_rows_present",
+        missing == 0,
+        f"{missing:,} ingested payouts missing from the view",
+        metadata=metadata,
+    )
+
+
+def sources_agree(store: ClickHouseStore) -> RuleResult:
+    rows = store.query_file("checks/source_disagreements.sql")
+    total = int(rows[0][5]) if rows else 0
+    metadata: dict[str, Any] = {"disagreements": total}
+    if rows:
+        metadata["sample"] = markdown_table(
+            ["condition_id", "market_resolutions_final", "goldsky"],
+            [(c, f"{list(pn)}/{pd}", f"{list(gn)}/{gd}") for c, pn, pd, gn, gd, _ in rows],
+        )
+    return RuleResult(
+        "sources_agree",
+        total == 0,
+        f"{total:,} conditions where the two sources disagree",
+        warn_only=True,
+        metadata=metadata,
+    )
+
+
+def ledger_accounts(store: ClickHouseStore, final: bool) -> RuleResult:
+    """Every id that entered has exactly one latest state (and, once the backfill is over,
+    none is still pending or fetched-but-not-ingested)."""
+    snapshot, counts = _ledger(store)
+    name = "ledger_accounts_for_every_id"
+    if snapshot is None:
+        return RuleResult(name, False, "no snapshot yet: materialise missing_condition_ids")
+    accounted, unrecorded = (
+        int(v)
+        for v in store.query_file("checks/ledger_balance.sql", {"generation": snapshot.generation})[
+            0
+        ]
+    )
+    still_open = counts.get("pending", 0) + counts.get("fetched", 0) if final else 0
+    passed = accounted == snapshot.distinct_ids and unrecorded == 0 and still_open == 0
+    return RuleResult(
+        name,
+        passed,
+        f"{accounted:,} of {snapshot.distinct_ids:,} ids have a state; {still_open:,} still open",
+        warn_only=final,
+        metadata={
+            "distinct_ids_in": snapshot.distinct_ids,
+            "ids_with_a_state": accounted,
+            "missing_ids_without_a_state": unrecorded,
+            "still_pending_or_fetched": still_open,
+            "ids_by_state": counts_markdown(counts),
+        },
+    )
