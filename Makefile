@@ -42,7 +42,7 @@ test-ui: install system-deps
 	$(BIN)/python -m pytest -m ui
 
 dev: install
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/payout-backfill dev
 
 bench: install
 	$(BIN)/python -m bench.run

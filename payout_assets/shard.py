@@ -168,7 +168,7 @@ def run_shard(
     run_id: str,
     snapshot: Snapshot,
     on_progress: Callable[[ShardProgress], None] | None = None,
-    progress_every: int = 10,
+    progress_every: int = 5,
     log: logging.Logger | None = None,
 ) -> ShardProgress:
     """Fetch, validate and stage every id of ``shard``; raises :class:`ShardFailed`."""

@@ -24,6 +24,8 @@ from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 
 SEED_CHUNK = 50_000
+DEMO_IDS = 20_000
+DEMO_LATENCY_MS = 50.0
 _MALFORMED = ["", "0x", "not-a-condition", "0x1234", "zz" * 32, "0x" + "g" * 64, "12345678" * 9]
 
 
@@ -127,6 +129,14 @@ def reset_home(home: Path) -> None:
             target.unlink()
 
 
+def demo_simulator_config(
+    universe_ids: int = DEMO_IDS, latency_ms: float = DEMO_LATENCY_MS
+) -> SimulatorConfig:
+    """The demo's subgraph: twice as many conditions as the trades table knows, answering with a
+    plausible latency. ``make dev`` serves the same one, so the demo's store matches it."""
+    return SimulatorConfig(size=universe_ids * 2, latency_ms=latency_ms, jitter_ms=latency_ms / 3)
+
+
 def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) -> int:
     dsn = os.environ.get("CLICKHOUSE_DSN", "")
     if dsn and not dsn.startswith("chdb://"):
@@ -138,8 +148,7 @@ def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) 
     os.environ["PAYOUT_SHARDS"] = str(shards)
     os.environ["GOLDSKY_MAX_RPS"] = str(max_rps)
     os.environ.pop("PAYOUT_IDS_FILE", None)
-    config = SimulatorConfig(size=universe_ids * 2, latency_ms=latency_ms, jitter_ms=latency_ms / 3)
-    with run_simulator(config) as sim:
+    with run_simulator(demo_simulator_config(universe_ids, latency_ms)) as sim:
         os.environ["GOLDSKY_ENDPOINT"] = sim.url
         store = ClickHouseStore(f"chdb://{home / 'clickhouse'}")
         print(f"simulator: {sim.url}")
