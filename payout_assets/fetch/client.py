@@ -19,6 +19,7 @@ import logging
 import math
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,14 +29,23 @@ from typing import Any
 
 import httpx
 from gql import GraphQLRequest, gql
-from graphql import GraphQLSchema, build_schema, validate
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLList,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    build_schema,
+    get_nullable_type,
+    validate,
+)
 from pyrate_limiter import Limiter, Rate, SQLiteBucket
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -90,8 +100,10 @@ class ClientSettings:
     max_retry_s: float = 300.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    api_key: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Secrets: kept out of repr() so that logging the settings (or an error that embeds them)
+    # can never print a key or an authorization header.
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     rate_limit_db: str | None = None
 
     def __post_init__(self) -> None:
@@ -119,7 +131,35 @@ def _document(name: str, dialect: Dialect) -> Any:
         raise PermanentGoldskyError(
             f"query {name}.graphql does not fit the {dialect} schema: {errors[0].message}"
         )
+    _require_first(name, document, _schema(dialect))
     return document
+
+
+def _require_first(name: str, document: DocumentNode, schema: GraphQLSchema) -> None:
+    """Refuse a document whose collection fields do not set ``first``.
+
+    Why: graph-node silently caps a collection at 100 rows when ``first`` is omitted, which is
+    how the original scripts lost ~90% of the resolved ids without any error. The omission is
+    invisible in every answer, so it is caught here, when the client is built.
+    """
+    query_type = schema.query_type
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode) or query_type is None:
+            continue
+        for selection in definition.selection_set.selections:
+            if not isinstance(selection, FieldNode):
+                continue
+            root_field = query_type.fields.get(selection.name.value)
+            if root_field is None or not isinstance(
+                get_nullable_type(root_field.type), GraphQLList
+            ):
+                continue
+            if not any(arg.name.value == "first" for arg in selection.arguments or ()):
+                raise PermanentGoldskyError(
+                    f"query {name}.graphql asks for the collection `{selection.name.value}` "
+                    "without `first`: graph-node would return at most 100 rows per request and "
+                    "silently drop the rest; pass `first: $first` set to the batch size"
+                )
 
 
 def _rate_limit_db(endpoint: str) -> str:
@@ -146,21 +186,36 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _permanent_hint(message: str) -> str:
+def _permanent_hint(message: str, dialect: Dialect) -> str:
+    """The fix for a permanent graph-node error, for the dialect the client speaks.
+
+    Why dialect-aware: a legacy client on pnl-subgraph and a pnl client on an old schema fail
+    with the same "has no field" text but need opposite settings.
+    """
     lowered = message.lower()
     if (
         "has no field" in lowered
         or "unknown argument" in lowered
         or "cannot query field" in lowered
     ):
+        if dialect is Dialect.LEGACY:
+            return (
+                "the endpoint's schema lacks a field of the legacy dialect (GOLDSKY_DIALECT=legacy "
+                "asks for decimal `payouts` and `resolutionTimestamp`): for pnl-subgraph unset "
+                "GOLDSKY_DIALECT or set it to pnl, or point GOLDSKY_ENDPOINT at the legacy subgraph"
+            )
         return (
-            "the endpoint's schema does not have a field this dialect needs: check GOLDSKY_ENDPOINT "
-            "points at pnl-subgraph, or set GOLDSKY_DIALECT=legacy for the old schema"
+            "the endpoint's schema lacks a field of the pnl dialect: check GOLDSKY_ENDPOINT points "
+            "at pnl-subgraph, or set GOLDSKY_DIALECT=legacy for the old schema"
         )
     if "`first` argument" in lowered:
         return (
-            "a batch asked for more rows than graph-node allows: keep the batch size at most 1000"
+            "a batch asked for more rows than this endpoint allows per request (graph-node's cap "
+            "is 1000; this host may cap lower): set the Goldsky resource's batch_size to at most "
+            "the limit named in the message"
         )
+    if "`skip` argument" in lowered:
+        return "page with an `id_gt` cursor instead of `skip`, which hosts cap"
     return "check GOLDSKY_ENDPOINT and GOLDSKY_DIALECT"
 
 
@@ -259,6 +314,11 @@ class GoldskyClient:
             seen: set[str] = set()
             out: list[RawCondition] = []
             for row in rows:
+                if not isinstance(row, dict):
+                    raise ResponseIntegrityError(
+                        f"answer contains a row that is not an object: {json.dumps(row)[:80]}",
+                        condition_ids=condition_ids,
+                    )
                 cid = from_subgraph_id(str(row.get("id", "")))
                 if isinstance(cid, InvalidId) or cid not in asked:
                     raise ResponseIntegrityError(
@@ -270,7 +330,7 @@ class GoldskyClient:
                         f"answer contains id {row.get('id')!r} twice", condition_ids=condition_ids
                     )
                 seen.add(cid)
-                out.append(_raw_condition(cid, row))
+                out.append(_raw_condition(cid, row, condition_ids))
             return out
 
         return self._execute(self._payouts_doc, variables, parse=parse, condition_ids=condition_ids)
@@ -315,26 +375,33 @@ class GoldskyClient:
     ) -> Any:
         payload = GraphQLRequest(document, variable_values=dict(variables)).payload
         body = json.dumps(payload).encode()
+        attempts = 0
 
         def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
             data = self._post(body, condition_ids)
             return parse(data) if parse is not None else data
 
+        # stop_before_delay, not stop_after_delay: a backoff (or a long Retry-After) that would
+        # end past the budget stops the retries now instead of sleeping beyond max_retry_s.
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts)
-            | stop_after_delay(self.settings.max_retry_s),
+            | stop_before_delay(self.settings.max_retry_s),
             wait=self._wait,
             retry=retry_if_exception_type(TransientGoldskyError),
             before_sleep=self._before_sleep,
             sleep=self._sleep,
             reraise=True,
         )
+        started = time.monotonic()
         try:
             return retrying(attempt)
         except TransientGoldskyError as exc:
             raise type(exc)(
-                f"{exc} (gave up after {self.settings.max_attempts} attempts or "
-                f"{self.settings.max_retry_s:.0f}s of retries)",
+                f"{exc} (gave up after {attempts} attempt{'s' if attempts != 1 else ''} in "
+                f"{time.monotonic() - started:.1f}s; limits: max_attempts="
+                f"{self.settings.max_attempts}, max_retry_s={self.settings.max_retry_s:g})",
                 retry_after_s=exc.retry_after_s,
                 condition_ids=condition_ids or exc.condition_ids,
             ) from exc
@@ -369,33 +436,82 @@ class GoldskyClient:
             response = self._http.post(self.settings.endpoint, content=body)
         except httpx.TimeoutException as exc:
             raise TransientGoldskyError(
-                f"request timed out after {self.settings.timeout_s}s ({type(exc).__name__})"
+                f"request timed out after {self.settings.timeout_s}s ({type(exc).__name__})",
+                None,
+                condition_ids,
             ) from None
-        except httpx.TransportError as exc:
-            raise TransientGoldskyError(f"connection failed: {type(exc).__name__}: {exc}") from None
-        return _classify(response, condition_ids)
-
-
-def _raw_condition(cid: str, row: Mapping[str, Any]) -> RawCondition:
-    def strings(value: Any) -> tuple[str, ...] | None:
-        return (
-            None if value is None else tuple(str(v) if not isinstance(v, str) else v for v in value)
+        except httpx.UnsupportedProtocol as exc:
+            raise PermanentGoldskyError(
+                f"GOLDSKY_ENDPOINT {self.settings.endpoint!r} is not an http(s) URL: {exc}",
+                condition_ids,
+            ) from None
+        except httpx.RequestError as exc:
+            # Transport errors (resets, refused or dropped connections, bodies cut short) and
+            # bodies that cannot be decoded: all worth another attempt, none may escape as a
+            # non-Goldsky error that would fail the shard without naming its batch.
+            raise TransientGoldskyError(
+                f"connection failed: {type(exc).__name__}: {exc}", None, condition_ids
+            ) from None
+        return _classify(
+            response,
+            condition_ids,
+            self.settings.dialect,
+            credentials=bool(self.settings.api_key or self._http.headers.get("authorization")),
         )
 
-    def string(value: Any) -> str | None:
-        return None if value is None else str(value)
+
+def _raw_condition(
+    cid: str, row: Mapping[str, Any], condition_ids: Sequence[str] = ()
+) -> RawCondition:
+    """The row's values as strings, exactly as sent; their meaning is checked by the parser.
+
+    A list field that is not a list (or a scalar that is a list or an object) breaks the schema:
+    ``tuple("10")`` would silently read as ``("1", "0")``, so the answer is refused instead.
+    """
+
+    def strings(name: str) -> tuple[str, ...] | None:
+        value = row.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
+            raise ResponseIntegrityError(
+                f"answer has `{name}` = {json.dumps(value)[:80]} for {cid}: expected a list of "
+                "scalars",
+                condition_ids=condition_ids,
+            )
+        return tuple(v if isinstance(v, str) else json.dumps(v) for v in value)
+
+    def string(name: str) -> str | None:
+        value = row.get(name)
+        if value is None:
+            return None
+        if isinstance(value, list | dict):
+            raise ResponseIntegrityError(
+                f"answer has `{name}` = {json.dumps(value)[:80]} for {cid}: expected a scalar",
+                condition_ids=condition_ids,
+            )
+        return value if isinstance(value, str) else json.dumps(value)
 
     return RawCondition(
         condition_id=cid,
-        payout_numerators=strings(row.get("payoutNumerators")),
-        payout_denominator=string(row.get("payoutDenominator")),
-        payouts=strings(row.get("payouts")),
-        resolution_timestamp=string(row.get("resolutionTimestamp")),
+        payout_numerators=strings("payoutNumerators"),
+        payout_denominator=string("payoutDenominator"),
+        payouts=strings("payouts"),
+        resolution_timestamp=string("resolutionTimestamp"),
     )
 
 
-def _classify(response: httpx.Response, condition_ids: Sequence[str]) -> Mapping[str, Any]:
-    """The ``data`` of a good answer; otherwise the right error for what went wrong."""
+def _classify(
+    response: httpx.Response,
+    condition_ids: Sequence[str],
+    dialect: Dialect = Dialect.PNL,
+    credentials: bool = False,
+) -> Mapping[str, Any]:
+    """The ``data`` of a good answer; otherwise the right error for what went wrong.
+
+    ``credentials`` says whether an authorization header was sent, so a 401/403 can say whether
+    the key is missing or wrong (never what it is).
+    """
     status = response.status_code
     text = response.text
     retry_after = _retry_after(response.headers.get("retry-after"))
@@ -403,15 +519,29 @@ def _classify(response: httpx.Response, condition_ids: Sequence[str]) -> Mapping
         raise RateLimitedError(
             f"rate limited by the endpoint (HTTP {status})", retry_after, condition_ids
         )
-    if status >= 500:
+    if status >= 500 or status == 408:
         raise TransientGoldskyError(f"HTTP {status} from the endpoint", retry_after, condition_ids)
     if status in (401, 403):
+        fix = (
+            "GOLDSKY_API_KEY (or the Authorization header in GOLDSKY_HEADERS) was sent and "
+            "refused: check it is the key for this endpoint"
+            if credentials
+            else "no API key was sent: set GOLDSKY_API_KEY for a private endpoint"
+        )
         raise PermanentGoldskyError(
-            f"HTTP {status}: the endpoint refused the credentials; set GOLDSKY_API_KEY for a private endpoint",
+            f"HTTP {status}: the endpoint refused the request as unauthorised; {fix}",
             condition_ids,
         )
     if status >= 400:
-        raise PermanentGoldskyError(f"HTTP {status} from the endpoint: {text[:300]}", condition_ids)
+        fix = (
+            "check GOLDSKY_ENDPOINT is the subgraph's GraphQL URL (…/subgraphs/<name>/<version>/gn)"
+            if status in (404, 405)
+            else "the endpoint refused the request as malformed; check GOLDSKY_ENDPOINT and "
+            "GOLDSKY_DIALECT"
+        )
+        raise PermanentGoldskyError(
+            f"HTTP {status} from the endpoint: {text[:300]} — {fix}", condition_ids
+        )
     try:
         payload = json.loads(text)
     except ValueError:
@@ -438,7 +568,7 @@ def _classify(response: httpx.Response, condition_ids: Sequence[str]) -> Mapping
         if any(m in lowered for m in _TRANSIENT_MESSAGES):
             raise TransientGoldskyError(f"graph-node: {messages}", None, condition_ids)
         raise PermanentGoldskyError(
-            f"graph-node: {messages} — {_permanent_hint(messages)}", condition_ids
+            f"graph-node: {messages} — {_permanent_hint(messages, dialect)}", condition_ids
         )
     data = payload.get("data")
     if not isinstance(data, dict):
