@@ -1,4 +1,5 @@
-"""``payout-backfill``: run, demo, simulate (and the operator commands)."""
+"""``payout-backfill``: run, demo, simulate, and the operator commands preflight, status and
+verify. Each command imports its module only when chosen, so ``--help`` stays quick."""
 
 from __future__ import annotations
 
@@ -49,6 +50,37 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_preflight(_args: argparse.Namespace) -> int:
+    from payout_assets.cli.preflight import run_preflight_cli
+
+    return run_preflight_cli()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from payout_assets.cli.status import run_status
+
+    return run_status(watch=args.watch, as_json=args.json)
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from payout_assets.cli.dev import run_dev
+
+    return run_dev(port=args.port)
+
+
+def _cmd_verify(_args: argparse.Namespace) -> int:
+    from payout_assets.cli.verify import run_verify
+
+    return run_verify()
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="payout-backfill",
@@ -76,6 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-rps", type=float, default=10.0)
     demo.add_argument("--latency-ms", type=float, default=50.0)
     demo.set_defaults(func=_cmd_demo)
+
+    preflight = sub.add_parser(
+        "preflight",
+        help="check ClickHouse, the source tables, the id source and the subgraph (exit 1 on FAIL)",
+    )
+    preflight.set_defaults(func=_cmd_preflight)
+
+    status = sub.add_parser(
+        "status", help="per-shard state and progress of the backfill (safe while it runs)"
+    )
+    status.add_argument(
+        "--watch",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="refresh every N seconds until Ctrl+C",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object per refresh")
+    status.set_defaults(func=_cmd_status)
+
+    verify = sub.add_parser(
+        "verify", help="validate what the backfill wrote (the post-run checks; exit 1 on failure)"
+    )
+    verify.set_defaults(func=_cmd_verify)
+
+    dev = sub.add_parser(
+        "dev",
+        help="the Dagster UI and daemon on 127.0.0.1 (with the simulator if no endpoint is set)",
+    )
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=_cmd_dev)
 
     sim = sub.add_parser(
         "simulate", help="run the local Goldsky/graph-node simulator in the foreground"

@@ -302,6 +302,7 @@ def _fetch_shard(
             metadata={
                 "error": str(exc),
                 "failed_batch_size": len(failed_ids),
+                "failed_batch_all_ids": dg.MetadataValue.json(list(failed_ids)),
                 "failed_batch_ids": dg.MetadataValue.md(
                     "\n".join(f"- `{c}`" for c in failed_ids[:50])
                     or "(no batch: the shard failed before fetching)"

@@ -169,14 +169,18 @@ def _rate_limit_db(endpoint: str) -> str:
 
 
 def _host_limiter(settings: ClientSettings) -> Limiter:
-    interval_ms = max(1, math.ceil(1000 / settings.max_rps))
+    """``max_rps`` as a sliding window: at most N requests in any window of N / max_rps seconds
+    (10 per second for the default). A window of one request per 1/max_rps would be stricter
+    but loses a tenth or more of the allowance to scheduling jitter at every single request."""
+    limit = max(1, int(settings.max_rps))
+    window_ms = math.ceil(limit * 1000 / settings.max_rps)
     bucket = SQLiteBucket.init_from_file(
-        [Rate(1, interval_ms)],
-        table=f"rate_{interval_ms}ms",
+        [Rate(limit, window_ms)],
+        table=f"rate_{limit}_per_{window_ms}ms",
         db_path=settings.rate_limit_db or _rate_limit_db(settings.endpoint),
         use_file_lock=True,
     )
-    return Limiter(bucket, buffer_ms=10)
+    return Limiter(bucket, buffer_ms=50)
 
 
 def _retry_after(value: str | None) -> float | None:
