@@ -72,5 +72,11 @@ def dagster(*args: str) -> list[str]:
     return [str(BIN / "dagster"), *args]
 
 
+def materialize(select: str, partition: str | None = None) -> list[str]:
+    """``dagster asset materialize`` for a selection (and one partition) of this project."""
+    args = ["asset", "materialize", "-m", "payout_assets.definitions", "--select", select]
+    return dagster(*args, *(["--partition", partition] if partition else []))
+
+
 def dg_cli(*args: str) -> list[str]:
     return [str(BIN / "dg"), *args]

@@ -17,6 +17,7 @@ from payout_assets_tests.cli_helpers import (
     dagster,
     dg_cli,
     kill_group,
+    materialize,
     project_env,
     run,
     start,
@@ -106,29 +107,13 @@ def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> No
     log = tmp_path / "shard.log"
     assert (
         run(
-            dagster(
-                "asset",
-                "materialize",
-                "-m",
-                "payout_assets.definitions",
-                "--select",
-                "missing_condition_ids",
-            ),
+            materialize("missing_condition_ids"),
             env,
             log,
         )
         == 0
     )
-    shard_cmd = dagster(
-        "asset",
-        "materialize",
-        "-m",
-        "payout_assets.definitions",
-        "--select",
-        "goldsky_payouts,resolutions_external_ingest",
-        "--partition",
-        "shard-01",
-    )
+    shard_cmd = materialize("goldsky_payouts,resolutions_external_ingest", "shard-01")
     proc = start(shard_cmd, env, log)
     try:
         deadline = time.monotonic() + 120
@@ -172,14 +157,7 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
     assert run(dg_cli("check", "defs"), env, log) == 0, log.read_text()[-2000:]
     assert (
         run(
-            dagster(
-                "asset",
-                "materialize",
-                "-m",
-                "payout_assets.definitions",
-                "--select",
-                "missing_condition_ids",
-            ),
+            materialize("missing_condition_ids"),
             env,
             log,
         )
@@ -201,16 +179,7 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
     ), log.read_text()[-3000:]
     assert (
         run(
-            dagster(
-                "asset",
-                "materialize",
-                "-m",
-                "payout_assets.definitions",
-                "--select",
-                "goldsky_payouts",
-                "--partition",
-                "shard-02",
-            ),
+            materialize("goldsky_payouts", "shard-02"),
             env,
             log,
         )

@@ -100,43 +100,8 @@ def test_checks_catch_invalid_rows_a_buggy_writer_left(
     run_id, generation = warehouse.latest_shard_run(store, 0)
     # Simulate a writer bug: a resolved row whose numerators do not sum to its denominator,
     # and a second copy of an id.
-    warehouse.stage_rows(
-        store,
-        [
-            (
-                0,
-                run_id,
-                generation,
-                "f" * 64,
-                "resolved",
-                "",
-                [1, 1],
-                3,
-                -1,
-                None,
-                ["1", "1"],
-                "3",
-                1,
-                warehouse.now_utc(),
-            ),
-            (
-                0,
-                run_id,
-                generation,
-                "f" * 64,
-                "resolved",
-                "",
-                [1, 1],
-                3,
-                -1,
-                None,
-                ["1", "1"],
-                "3",
-                1,
-                warehouse.now_utc(),
-            ),
-        ],
-    )
+    row = (0, run_id, generation, "f" * 64, "resolved", "", [1, 1], 3, -1, None, ["1", "1"], "3", 1)
+    warehouse.stage_rows(store, [(*row, warehouse.now_utc()), (*row, warehouse.now_utc())])
     result = dg.materialize(
         [assets.goldsky_payouts, checks.goldsky_payouts_checks],
         selection=dg.AssetSelection.checks_for_assets(assets.goldsky_payouts),
