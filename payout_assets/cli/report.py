@@ -7,16 +7,17 @@ from collections.abc import Mapping
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 
+# (state, label, shown even when zero): the final states always, transitional ones when present.
 STATE_ORDER = [
-    ("invalid_id", "invalid"),
-    ("already_resolved", "already resolved"),
-    ("ingested", "resolved and ingested"),
-    ("unresolved", "unresolved"),
-    ("not_found", "not found"),
-    ("rejected", "rejected"),
-    ("failed", "failed"),
-    ("fetched", "fetched, not yet ingested"),
-    ("pending", "pending (shard not run)"),
+    ("invalid_id", "invalid", True),
+    ("already_resolved", "already resolved", True),
+    ("ingested", "resolved and ingested", True),
+    ("unresolved", "unresolved", True),
+    ("not_found", "not found", True),
+    ("rejected", "rejected", True),
+    ("failed", "failed", False),
+    ("fetched", "fetched, not yet ingested", False),
+    ("pending", "pending (shard not run)", False),
 ]
 
 
@@ -41,10 +42,8 @@ def summary_rows(
     rows = [("ids in (distinct)", f"{sum(counts.values()):,}")]
     rows += [
         (label, f"{counts.get(state, 0):,}")
-        for state, label in STATE_ORDER
-        if counts.get(state)
-        or state
-        in {"invalid_id", "already_resolved", "ingested", "unresolved", "not_found", "rejected"}
+        for state, label, always in STATE_ORDER
+        if always or counts.get(state)
     ]
     rows += list((extra or {}).items())
     return rows
