@@ -9,7 +9,10 @@ flushes, and every id asked for gets exactly one staged outcome: ``resolved``, `
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +28,8 @@ from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets.write.warehouse import Snapshot
 
-FLUSH_ROWS = 5_000
+FLUSH_ROWS = 20_000  # rows per write: each opens the embedded engine under the shared file lock
+PENDING_WRITES = 2  # flushes queued behind the writer before fetching waits (bounds memory)
 REJECTED_SAMPLE = 20
 
 
@@ -78,6 +82,29 @@ class _Stager:
         self.progress = progress
         self.rows: list[tuple[Any, ...]] = []
         self.candidates: list[tuple[RawCondition, Payout]] = []
+        # Writes go through one writer thread, so waiting for the store's lock (other shards
+        # are writing) never stops this shard from keeping its requests in flight.
+        self._writes: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(PENDING_WRITES)
+        self._write_error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"stage-{shard:02d}", daemon=True
+        )
+        self._writer.start()
+
+    def _write_loop(self) -> None:
+        while (rows := self._writes.get()) is not None:
+            if self._write_error is None:
+                try:
+                    warehouse.stage_rows(self.store, rows)
+                except BaseException as exc:
+                    self._write_error = exc
+
+    def close(self) -> None:
+        """Wait for every queued write; re-raise the first one that failed."""
+        self._writes.put(None)
+        self._writer.join()
+        if self._write_error is not None:
+            raise self._write_error
 
     def add_batch(self, asked: Sequence[str], answer: Sequence[RawCondition]) -> None:
         fetched_at = warehouse.now_utc()
@@ -125,7 +152,10 @@ class _Stager:
                 else:
                     self._row(raw.condition_id, "resolved", "", payout, fetched_at, raw)
             self.candidates = []
-        warehouse.stage_rows(self.store, self.rows)
+        if self._write_error is not None:
+            raise self._write_error
+        if self.rows:
+            self._writes.put(self.rows)
         self.rows = []
 
     def _row(
@@ -213,7 +243,10 @@ def run_shard(
     except BaseException:
         client.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(BaseException):
+            stager.close()
         raise
+    stager.close()
     pool.shutdown(wait=True)
     if on_progress:
         on_progress(progress)
