@@ -8,7 +8,6 @@ from payout_assets.defs.assets import (
     resolutions_external_ingest,
     vw_resolutions_truth,
 )
-from payout_assets.defs.partitions import shard_partitions
 
 refresh_missing_ids = dg.define_asset_job(
     "refresh_missing_ids",
@@ -19,7 +18,6 @@ refresh_missing_ids = dg.define_asset_job(
 backfill_shard = dg.define_asset_job(
     "backfill_shard",
     selection=[goldsky_payouts, resolutions_external_ingest],
-    partitions_def=shard_partitions,
     description="Fetch, validate and ingest one shard (one run per shard: a failure stays local).",
 )
 
