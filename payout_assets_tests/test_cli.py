@@ -3,6 +3,7 @@ Dagster CLIs, and definition validation. Every process runs in its own group and
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -63,18 +64,23 @@ def seeded(tmp_path: Path):
         yield sim, env, store
 
 
+def _kill_once_served(proc: subprocess.Popen[bytes], sim: Simulator, ids: int, log: Path) -> None:
+    """SIGKILL ``proc``'s whole process group as soon as the simulator has served ``ids`` ids
+    (bounded at two minutes); it must still be running by then."""
+    try:
+        deadline = time.monotonic() + 120
+        while sim.traffic.stats()["ids_served"] < ids and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.02)
+    finally:
+        kill_group(proc)
+
+
 def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -> None:
     sim, env, store = seeded
     log = tmp_path / "run.log"
-    proc = start(cli("run"), env, log)
-    try:
-        deadline = time.monotonic() + 120
-        # Kill the whole run (CLI, forkserver, every shard process) once shards are mid-way.
-        while sim.traffic.stats()["ids_served"] < 2_500 and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.05)
-    finally:
-        kill_group(proc)
+    # Kill the whole run (CLI, forkserver, every shard process) once shards are mid-way.
+    _kill_once_served(start(cli("run"), env, log), sim, 2_500, log)
     served_before = sim.traffic.stats()["ids_served"]
     assert 0 < served_before < 5_700
 
@@ -114,14 +120,7 @@ def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> No
         == 0
     )
     shard_cmd = materialize("goldsky_payouts,resolutions_external_ingest", "shard-01")
-    proc = start(shard_cmd, env, log)
-    try:
-        deadline = time.monotonic() + 120
-        while sim.traffic.stats()["ids_served"] < 500 and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.02)
-    finally:
-        kill_group(proc)
+    _kill_once_served(start(shard_cmd, env, log), sim, 500, log)
     assert run(shard_cmd, env, log) == 0, log.read_text()[-3000:]
 
     snapshot = warehouse.current_snapshot(store)
