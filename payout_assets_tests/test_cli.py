@@ -7,9 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from payout_assets.cli.checkpoint import shard_checkpoints
 from payout_assets.cli.demo import seed_store
+from payout_assets.defs.partitions import shard_key
 from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
@@ -66,7 +69,9 @@ def seeded(tmp_path: Path):
 
 def _kill_once_served(proc: subprocess.Popen[bytes], sim: Simulator, ids: int, log: Path) -> None:
     """SIGKILL ``proc``'s whole process group as soon as the simulator has served ``ids`` ids
-    (bounded at two minutes); it must still be running by then."""
+    (bounded at two minutes); it must still be running by then. Returns once the simulator has
+    answered every request the killed processes had already sent, so the traffic counted after
+    this belongs to what runs next."""
     try:
         deadline = time.monotonic() + 120
         while sim.traffic.stats()["ids_served"] < ids and time.monotonic() < deadline:
@@ -74,6 +79,31 @@ def _kill_once_served(proc: subprocess.Popen[bytes], sim: Simulator, ids: int, l
             time.sleep(0.02)
     finally:
         kill_group(proc)
+    quiet_since, seen = time.monotonic(), sim.traffic.stats()["requests"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = sim.traffic.stats()
+        if stats["in_flight"] or stats["requests"] != seen:
+            quiet_since, seen = time.monotonic(), stats["requests"]
+        elif time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the simulator was still answering requests 30 s after the kill")
+
+
+def _unfinished_shards(env: dict[str, str], store: ClickHouseStore) -> tuple[list[str], int]:
+    """The shards the Dagster instance does not record as done, and how many ids they hold."""
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    try:
+        _, checkpoints = shard_checkpoints(instance, [shard_key(i) for i in range(SHARDS)])
+    finally:
+        instance.dispose()
+    todo = [c.key for c in checkpoints if not c.done]
+    shards = ",".join(str(int(k.split("-")[1])) for k in todo) or "NULL"
+    ids = store.query_rows(
+        f"SELECT count() FROM payout_backfill.missing_condition_ids WHERE shard IN ({shards})"
+    )[0][0]
+    return todo, int(ids)
 
 
 def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -> None:
@@ -82,13 +112,15 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     # Kill the whole run (CLI, forkserver, every shard process) once shards are mid-way.
     _kill_once_served(start(cli("run"), env, log), sim, 2_500, log)
     served_before = sim.traffic.stats()["ids_served"]
-    assert 0 < served_before < 5_700
+    todo, todo_ids = _unfinished_shards(env, store)
+    assert todo and served_before > 0, "the kill must land while shards are fetching"
 
     assert run(cli("run"), env, log, timeout=300) == 0, log.read_text()[-3000:]
     stats = sim.traffic.stats()
     assert _ingested(store) == _expected(sim, store)
-    # Shards that finished before the kill were not fetched again; at most the killed ones were.
-    assert stats["ids_served"] - served_before < 5_700
+    # The resume fetched exactly the shards not checkpointed at the kill, each id once; the
+    # shards already done were not fetched again.
+    assert stats["ids_served"] - served_before == todo_ids, (todo, log.read_text()[-3000:])
     counts = warehouse.state_counts(store, warehouse.current_snapshot(store).generation)
     assert "pending" not in counts and "fetched" not in counts and "failed" not in counts
     assert sum(counts.values()) == warehouse.current_snapshot(store).distinct_ids

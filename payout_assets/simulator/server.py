@@ -941,20 +941,23 @@ class Simulator:
         if delay > 0:
             time.sleep(delay)
         # Record before writing: a client that reads the stats right after receiving
-        # its response must find its own request there.
-        self.traffic.end()
-        record = self.traffic.record(
-            seq=seq,
-            arrived=arrived,
-            info=info,
-            status=None if answer.mode == "drop" else answer.status,
-            fault=fault,
-            rate_limited=rate_limited,
-            rows=answer.rows,
-            errors=answer.errors,
-            collection_fields=collections,
-            note=_MODE_NOTES.get(answer.mode),
-        )
+        # its response must find its own request there. Recorded before it stops counting as
+        # in flight, so "nothing in flight" means every arrived request is in the stats.
+        try:
+            record = self.traffic.record(
+                seq=seq,
+                arrived=arrived,
+                info=info,
+                status=None if answer.mode == "drop" else answer.status,
+                fault=fault,
+                rate_limited=rate_limited,
+                rows=answer.rows,
+                errors=answer.errors,
+                collection_fields=collections,
+                note=_MODE_NOTES.get(answer.mode),
+            )
+        finally:
+            self.traffic.end()
         try:
             self._write(handler, answer)
         except OSError as exc:
