@@ -593,7 +593,7 @@ def build_report(
                 f"{value:,.1f} {unit}",
                 f"{'<=' if lower else '>='} {limit:,.1f} {unit}",
                 "met" if met else "MISSED",
-                "-" if met else f"{miss:,.1f} {unit} ({miss / limit:.0%})",
+                "-" if met else f"{miss:,.1f} {unit}" + (f" ({miss / limit:.0%})" if limit else ""),
             ]
         )
 

@@ -364,7 +364,6 @@ def resolutions_external_ingest(
         return dg.MaterializeResult(
             metadata={
                 "dagster/partition_row_count": loaded,
-                "dagster/row_count": warehouse.ingest_table_rows(store),
                 "loaded_rows": loaded,
                 "from_fetch_run": run_id,
                 "superseded_fetch_runs_dropped": superseded,
@@ -395,6 +394,9 @@ def vw_resolutions_truth(
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total,
+                # counted once per backfill here, not by every shard: a FINAL count reads the
+                # whole table, so per shard it cost memory and time that grew with the backfill
+                "resolutions_external_ingest_rows": warehouse.ingest_table_rows(store),
                 "by_source": md_table(
                     ["source", "conditions", "split (winning_index = -1)"],
                     [(s, f"{n:,}", f"{k:,}") for s, n, k in summary] or [("-", 0, 0)],

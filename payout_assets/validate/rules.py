@@ -61,11 +61,11 @@ class RuleResult:
 
 def _chunks(store: ClickHouseStore, runs: ShardRuns | None, staged: bool) -> Iterator[list[tuple]]:
     if runs is None:
-        yield from warehouse.iter_rows_chunked(store, "checks/ingested_all_chunk.sql", {})
+        yield from store.spool_file("checks/ingested_all.sql")
         return
-    sql = "checks/staged_payouts_chunk.sql" if staged else "checks/ingested_payouts_chunk.sql"
+    sql = "checks/staged_payouts.sql" if staged else "checks/ingested_payouts.sql"
     for shard, run_id in runs:
-        yield from warehouse.iter_rows_chunked(store, sql, {"shard": shard, "run_id": run_id})
+        yield from store.spool_file(sql, {"shard": shard, "run_id": run_id})
 
 
 def payout_rules(

@@ -9,7 +9,9 @@ The SQL is the same on both.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import pickle
 import re
 import tempfile
 import threading
@@ -25,6 +27,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from filelock import FileLock, Timeout
 
 from payout_assets.write.sql import statements
+
+_RELEASE_MEMORY = statements("meta/release_memory.sql")[0]
 
 
 class StoreError(RuntimeError):
@@ -123,6 +127,11 @@ class ClickHouseStore:
     def _release(self) -> None:
         try:
             if self._client is not None:
+                if self.embedded:
+                    # hand the engine's freed pages back to the OS before another process
+                    # takes the store (see sql/meta/release_memory.sql)
+                    with contextlib.suppress(ClickHouseError):
+                        self._client.command(_RELEASE_MEMORY)
                 self._client.close()
         finally:
             self._client = None
@@ -154,6 +163,41 @@ class ClickHouseStore:
         (statement,) = statements(name)
         with self.session() as client:
             return client.query_df(statement, parameters=dict(parameters or {}))
+
+    def spool_file(
+        self, name: str, parameters: Mapping[str, Any] | None = None, chunk: int = 20_000
+    ) -> Iterator[list[tuple]]:
+        """The rows of ``sql/<name>`` in chunks of ``chunk``, read in ONE short session.
+
+        The result is streamed block by block into a temporary file while the engine is held,
+        then the engine is released and the chunks are read back from disk. Python holds one
+        chunk at a time whatever the result's size, and the number of engine sessions does not
+        grow with it: each embedded session start leaks a few threads and ~2.4 MB inside chdb
+        (measured), so paging with one session per chunk made a shard's memory grow with its ids.
+        """
+        (statement,) = statements(name)
+        with tempfile.TemporaryFile() as spool:
+            pending: list[tuple] = []
+            with (
+                self.session() as client,
+                client.query_row_block_stream(
+                    statement, parameters=dict(parameters or {})
+                ) as stream,
+            ):
+                for block in stream:
+                    pending.extend(block)
+                    if len(pending) >= chunk:
+                        pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
+                        pending = []
+            if pending:
+                pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
+            del pending
+            spool.seek(0)
+            while True:
+                try:
+                    yield pickle.load(spool)
+                except EOFError:
+                    return
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:

@@ -140,9 +140,7 @@ def input_count(store: ClickHouseStore, generation: str) -> int:
 def iter_input_chunks(
     store: ClickHouseStore, generation: str, chunk: int = 50_000
 ) -> Iterator[list[str]]:
-    for rows in iter_rows_chunked(
-        store, "missing/read_input_chunk.sql", {"generation": generation}, chunk
-    ):
+    for rows in store.spool_file("missing/read_input.sql", {"generation": generation}, chunk):
         yield [r[0] for r in rows]
 
 
@@ -272,7 +270,7 @@ def iter_shard_ids(
     store: ClickHouseStore, shard: int, generation: str, chunk: int
 ) -> Iterator[list[str]]:
     params = {"shard": shard, "generation": generation}
-    for rows in iter_rows_chunked(store, "shard/read_ids_chunk.sql", params, chunk):
+    for rows in store.spool_file("shard/read_ids.sql", params, chunk):
         yield [r[0] for r in rows]
 
 
@@ -367,19 +365,3 @@ def ingest_table_rows(store: ClickHouseStore) -> int:
 
 def truth_summary(store: ClickHouseStore) -> list[tuple[str, int, int]]:
     return [(s, int(n), int(k)) for s, n, k in store.query_file("views/truth_summary.sql")]
-
-
-# -- asset checks ------------------------------------------------------------------------------
-
-
-def iter_rows_chunked(
-    store: ClickHouseStore, sql_file: str, params: dict[str, Any], chunk: int = 20_000
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Keyset-paged rows of a query whose first column is ``condition_id`` (its sort key)."""
-    after = ""
-    while True:
-        rows = store.query_file(sql_file, {**params, "after": after, "limit": chunk})
-        if not rows:
-            return
-        yield rows
-        after = rows[-1][0]

@@ -1,6 +1,4 @@
--- A chunk of the whole ingest table, read with FINAL (for `payout-backfill verify`).
+-- The whole ingest table, read with FINAL (for `payout-backfill verify`).
 SELECT condition_id, payout_numerators, payout_denominator, winning_index, resolved_at
 FROM default.resolutions_external_ingest FINAL
-WHERE condition_id > {after:String}
 ORDER BY condition_id
-LIMIT {limit:UInt32}

@@ -1,7 +1,5 @@
--- A chunk of one shard run's resolved staging rows, as the pandera model reads them.
+-- One shard run's resolved staging rows, as the pandera model reads them.
 SELECT condition_id, payout_numerators, payout_denominator, winning_index, resolved_at
 FROM payout_backfill.goldsky_payouts
 WHERE shard = {shard:UInt16} AND run_id = {run_id:String} AND outcome = 'resolved'
-  AND condition_id > {after:String}
 ORDER BY condition_id
-LIMIT {limit:UInt32}
