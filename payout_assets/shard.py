@@ -23,7 +23,7 @@ from typing import Any
 from payout_assets.fetch.client import GoldskyClient
 from payout_assets.fetch.errors import GoldskyError
 from payout_assets.validate.payouts import Payout, PayoutFormatError, RawCondition, parse_payout
-from payout_assets.validate.schema import failures_by_row, payout_frame
+from payout_assets.validate.schema import rule_failures
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets.write.warehouse import Snapshot
@@ -130,7 +130,7 @@ class _Stager:
         """Validate the pending payouts with the pandera model, then write everything staged."""
         if self.candidates:
             fetched_at = warehouse.now_utc()
-            frame = payout_frame(
+            failures = rule_failures(
                 [
                     {
                         "condition_id": raw.condition_id,
@@ -142,7 +142,6 @@ class _Stager:
                     for raw, p in self.candidates
                 ]
             )
-            failures = failures_by_row(frame)
             for position, (raw, payout) in enumerate(self.candidates):
                 broken = failures.get(position)
                 if broken:
@@ -204,14 +203,13 @@ def run_shard(
     """Fetch, validate and stage every id of ``shard``; raises :class:`ShardFailed`."""
     log = log or logging.getLogger(__name__)
     settings = client.settings
-    progress = ShardProgress(shard, warehouse.shard_id_count(store, shard, snapshot.generation))
-    stager = _Stager(store, shard, run_id, snapshot, progress)
-    batches = _batches(
-        warehouse.iter_shard_ids(
+    with store.session():  # one engine open for the count and the whole id list (spooled)
+        progress = ShardProgress(shard, warehouse.shard_id_count(store, shard, snapshot.generation))
+        ids = warehouse.iter_shard_ids(
             store, shard, snapshot.generation, settings.batch_size * settings.concurrency
-        ),
-        settings.batch_size,
-    )
+        )
+    stager = _Stager(store, shard, run_id, snapshot, progress)
+    batches = _batches(ids, settings.batch_size)
     in_flight: dict[Future[list[RawCondition]], list[str]] = {}
     pool = ThreadPoolExecutor(
         max_workers=settings.concurrency, thread_name_prefix=f"shard-{shard:02d}"

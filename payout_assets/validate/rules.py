@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payout_assets.validate.schema import validate_chunks
+from payout_assets.validate.schema import VALIDATE_ROWS, validate_chunks
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 
@@ -61,11 +61,11 @@ class RuleResult:
 
 def _chunks(store: ClickHouseStore, runs: ShardRuns | None, staged: bool) -> Iterator[list[tuple]]:
     if runs is None:
-        yield from store.spool_file("checks/ingested_all.sql")
+        yield from store.spool_file("checks/ingested_all.sql", chunk=VALIDATE_ROWS)
         return
     sql = "checks/staged_payouts.sql" if staged else "checks/ingested_payouts.sql"
     for shard, run_id in runs:
-        yield from store.spool_file(sql, {"shard": shard, "run_id": run_id})
+        yield from store.spool_file(sql, {"shard": shard, "run_id": run_id}, VALIDATE_ROWS)
 
 
 def payout_rules(

@@ -140,8 +140,8 @@ def input_count(store: ClickHouseStore, generation: str) -> int:
 def iter_input_chunks(
     store: ClickHouseStore, generation: str, chunk: int = 50_000
 ) -> Iterator[list[str]]:
-    for rows in store.spool_file("missing/read_input.sql", {"generation": generation}, chunk):
-        yield [r[0] for r in rows]
+    chunks = store.spool_file("missing/read_input.sql", {"generation": generation}, chunk)
+    return ([r[0] for r in rows] for rows in chunks)
 
 
 def create_candidates(store: ClickHouseStore, names: dict[str, str]) -> None:
@@ -269,9 +269,10 @@ def shard_id_count(store: ClickHouseStore, shard: int, generation: str) -> int:
 def iter_shard_ids(
     store: ClickHouseStore, shard: int, generation: str, chunk: int
 ) -> Iterator[list[str]]:
+    """The shard's ids, read now (one engine session), handed out in chunks from a spool."""
     params = {"shard": shard, "generation": generation}
-    for rows in store.spool_file("shard/read_ids.sql", params, chunk):
-        yield [r[0] for r in rows]
+    chunks = store.spool_file("shard/read_ids.sql", params, chunk)
+    return ([r[0] for r in rows] for rows in chunks)
 
 
 def stage_rows(store: ClickHouseStore, rows: Sequence[Sequence[Any]]) -> None:
