@@ -1,4 +1,4 @@
-"""The Goldsky client's contract beyond transient faults (those are in test_client_faults.py):
+"""The Goldsky client's contract beyond transient faults (those are in test_client_faults.py; fixtures in this folder's conftest.py):
 permanent errors fail fast with one clear message, both schema dialects land exact payouts,
 adversarial payloads are rejected with the rule they break, one snapshot block per backfill,
 credentials are sent and never logged, the request rate is global to the host, in-flight
@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,15 +41,13 @@ from payout_assets.resources.goldsky import GoldskyResource
 from payout_assets.simulator import FaultKind, Simulator, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
-from payout_assets_tests.conftest import Pipeline, write_ids
-from payout_assets_tests.test_client_faults import (
+from payout_assets_tests.client.support import (
     KNOWN,
     SIM_CONFIG,
     UNKNOWN,
     Template,
     assert_traffic_was_clean,
     clean_counts,
-    copy_template,
     expected_payouts,
     fetch_and_ingest,
     fetch_failure,
@@ -58,50 +55,14 @@ from payout_assets_tests.test_client_faults import (
     ingested_blocks,
     input_ids,
     ledger,
-    make_template,
     payout_requests,
     wait_for,
 )
+from payout_assets_tests.conftest import Pipeline, write_ids
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.1, "max_rps": 500.0, "timeout_s": 5.0}
 UINT256_MAX = 2**256 - 1
 UINT64_MAX = 2**64 - 1
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return make_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    """The template's universe (same seed and head) with a fresh fault plan and traffic log."""
-    with run_simulator(SIM_CONFIG) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def fast_instance() -> Iterator[dg.DagsterInstance]:
-    instance = dg.DagsterInstance.ephemeral()
-    try:
-        yield instance
-    finally:
-        instance.dispose()
-
-
-@pytest.fixture
-def snapshot_pipeline(
-    template: Template,
-    sim: Simulator,
-    fast_instance: dg.DagsterInstance,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Pipeline:
-    """One shard, the template's snapshot already in a private store, against ``sim``."""
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
-    return Pipeline(
-        store=copy_template(template, tmp_path), endpoint=sim.url, instance=fast_instance
-    )
 
 
 def fresh_pipeline(

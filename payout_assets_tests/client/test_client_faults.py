@@ -15,261 +15,37 @@ Tests run one shard (``PAYOUT_SHARDS=1``) unless shards are the point.
 from __future__ import annotations
 
 import re
-import shutil
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from payout_assets.defs import assets
 from payout_assets.fetch.client import GoldskyClient
 from payout_assets.simulator import (
     FaultKind,
-    RequestInfo,
     Simulator,
-    SimulatorConfig,
-    run_simulator,
 )
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
-from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, write_ids
-
-SIM_CONFIG = SimulatorConfig(size=5_000, seed=7)
-KNOWN = 1_000
-UNKNOWN = 50
-MAX_FIRST = 1_000
-
-
-# -- shared helpers (also used by test_client.py) -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Template:
-    """A store holding one materialised snapshot of :data:`SIM_CONFIG`'s universe."""
-
-    root: Path
-    ids: tuple[str, ...]
-    known: tuple[str, ...]
-    unknown: tuple[str, ...]
-    block: int
-    generation: str
-
-
-def input_ids(sim: Simulator, known: int = KNOWN, unknown: int = UNKNOWN) -> list[str]:
-    """Canonical ids (no ``0x``) of ``known`` universe conditions and ``unknown`` absent ones."""
-    return [sim.universe.condition_id(i).removeprefix("0x") for i in range(known)] + [
-        sim.universe.unknown_id(j).removeprefix("0x") for j in range(unknown)
-    ]
-
-
-def make_template(root: Path, config: SimulatorConfig = SIM_CONFIG) -> Template:
-    """Materialise ``missing_condition_ids`` (one shard) against a fresh simulator, once."""
-    store = ClickHouseStore(f"chdb://{root / 'clickhouse'}")
-    warehouse.create_source_tables(store)
-    instance = dg.DagsterInstance.ephemeral()
-    try:
-        with pytest.MonkeyPatch.context() as mp, run_simulator(config) as sim:
-            mp.setenv("PAYOUT_SHARDS", "1")
-            ids = input_ids(sim)
-            Pipeline(
-                store=store,
-                endpoint=sim.url,
-                instance=instance,
-                ids_file=write_ids(root / "ids.txt", ids),
-            ).snapshot()
-    finally:
-        instance.dispose()
-    snapshot = warehouse.current_snapshot(store)
-    assert snapshot is not None and snapshot.shard_count == 1
-    return Template(
-        root=root,
-        ids=tuple(ids),
-        known=tuple(ids[:KNOWN]),
-        unknown=tuple(ids[KNOWN:]),
-        block=snapshot.block_number,
-        generation=snapshot.generation,
-    )
-
-
-def copy_template(template: Template, dest: Path) -> ClickHouseStore:
-    """A private store for one test, with the template's snapshot already in it.
-
-    ``symlinks=True`` keeps the Atomic database's relative links (metadata → store/<uuid>).
-    """
-    shutil.copytree(template.root / "clickhouse", dest / "clickhouse", symlinks=True)
-    return ClickHouseStore(f"chdb://{dest / 'clickhouse'}")
-
-
-def expected_payouts(
-    sim: Simulator, ids: Sequence[str], block: int
-) -> dict[str, tuple[list[int], int]]:
-    """What the subgraph says each resolved id's payout is as of ``block`` (pnl dialect)."""
-    out: dict[str, tuple[list[int], int]] = {}
-    for cid in ids:
-        state = sim.universe.state("0x" + cid, block)
-        if state is not None and state.resolved:
-            out[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    return out
-
-
-def ingested(store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
-    """``default.resolutions_external_ingest`` as the people who use it read it (FINAL)."""
-    return {
-        cid: (list(nums), int(den))
-        for cid, nums, den in store.query_rows(
-            "SELECT condition_id, payout_numerators, payout_denominator "
-            "FROM default.resolutions_external_ingest FINAL"
-        )
-    }
-
-
-def ingested_blocks(store: ClickHouseStore) -> set[int]:
-    """The snapshot blocks recorded on the ingested rows."""
-    return {
-        int(b)
-        for (b,) in store.query_rows(
-            "SELECT DISTINCT block_number FROM default.resolutions_external_ingest FINAL"
-        )
-    }
-
-
-def ledger(store: ClickHouseStore, generation: str) -> dict[str, tuple[str, str]]:
-    """The latest ledger state and reason of every id of a generation."""
-    return {
-        cid: (state, reason)
-        for cid, state, reason in store.query_rows(
-            "SELECT input_id, state, reason FROM payout_backfill.ledger_latest "
-            "WHERE generation = {g:String}",
-            {"g": generation},
-        )
-    }
-
-
-def clean_counts(expected: dict[str, Any], known: int, unknown: int) -> dict[str, int]:
-    """Ledger counts of a backfill that worked: every id ingested, unresolved or not found."""
-    counts = {"ingested": len(expected), "unresolved": known - len(expected), "not_found": unknown}
-    return {k: v for k, v in counts.items() if v}
-
-
-def fetch_and_ingest(pipeline: Pipeline, partition: str) -> dg.ExecuteInProcessResult:
-    """One shard through the real fetch and ingest assets (checks are other tests' business)."""
-    return dg.materialize(
-        ALL_ASSETS,
-        selection=[assets.goldsky_payouts, assets.resolutions_external_ingest],
-        partition_key=partition,
-        resources=pipeline.resources(),
-        instance=pipeline.instance,
-        raise_on_error=False,
-    )
-
-
-def fetch_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    """The ``goldsky_payouts`` materialisation metadata, as plain values."""
-    (materialization,) = result.asset_materializations_for_node("goldsky_payouts")
-    return {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-
-
-def fetch_failure(result: dg.ExecuteInProcessResult) -> tuple[str, dict[str, Any]]:
-    """Description and metadata of the ``dg.Failure`` that ``goldsky_payouts`` raised."""
-    failure = result.failure_data_for_node("goldsky_payouts")
-    assert failure is not None and failure.user_failure_data is not None, "no dg.Failure raised"
-    data = failure.user_failure_data
-    return str(data.description), {k: getattr(v, "value", v) for k, v in data.metadata.items()}
-
-
-def payout_requests(sim: Simulator) -> list[Any]:
-    """The traffic log's records of batch queries (``conditions``), oldest first."""
-    return [r for r in sim.traffic.records() if "conditions" in r.fields]
-
-
-def batch_query_with_rows(sim: Simulator) -> Callable[[RequestInfo], bool]:
-    """Fault predicate: a batch query holding at least one id the subgraph has.
-
-    Why: row-corrupting faults (duplicate or unrequested rows) cannot corrupt an empty answer,
-    and ``_meta`` must stay clean so the snapshot is the one the template took.
-    """
-    return lambda info: (
-        "conditions" in info.fields and any(sim.universe.is_known(i) for i in info.ids)
-    )
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """Poll ``condition`` until it holds, for at most ``timeout_s`` (a bounded loop)."""
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout_s}s")
-
-
-def settled_stats(sim: Simulator) -> dict[str, Any]:
-    """Traffic statistics once every request the simulator is still answering has been logged.
-
-    Why wait: a request the client gave up on (a slow answer past its timeout) is logged only
-    when the simulator finishes it, after the client has moved on.
-    """
-    wait_for(lambda: sim.traffic.stats()["in_flight"] == 0)
-    return sim.traffic.stats()
-
-
-def assert_traffic_was_clean(sim: Simulator, ids: Sequence[str], block: int) -> dict[str, Any]:
-    """Every id asked for was valid and served cleanly exactly once, pinned to ``block``."""
-    stats = settled_stats(sim)
-    assert stats["ids_requested_distinct"] == len(ids)  # no invalid or foreign id ever sent
-    assert stats["ids_served_distinct"] == len(ids)  # every id got one clean answer...
-    assert stats["ids_served_repeated"] == 0  # ...and only one
-    assert 0 < stats["max_first"] <= MAX_FIRST
-    assert stats["collection_queries_without_first"] == 0
-    assert {r.block for r in payout_requests(sim)} == {block}
-    return stats
-
-
-# -- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return make_template(tmp_path_factory.mktemp("template"))
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    """The template's universe (same seed, same head), with a fresh fault plan and traffic log."""
-    with run_simulator(SIM_CONFIG) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def fast_instance() -> Iterator[dg.DagsterInstance]:
-    """An in-memory Dagster instance: the runs' events are all these tests read from it."""
-    instance = dg.DagsterInstance.ephemeral()
-    try:
-        yield instance
-    finally:
-        instance.dispose()
-
-
-@pytest.fixture
-def one_shard(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
-
-
-@pytest.fixture
-def snapshot_pipeline(
-    template: Template,
-    sim: Simulator,
-    fast_instance: dg.DagsterInstance,
-    tmp_path: Path,
-    one_shard: None,
-) -> Pipeline:
-    """A pipeline whose store already holds the template's snapshot, against ``sim``."""
-    return Pipeline(
-        store=copy_template(template, tmp_path), endpoint=sim.url, instance=fast_instance
-    )
+from payout_assets_tests.client.support import (
+    KNOWN,
+    UNKNOWN,
+    Template,
+    assert_traffic_was_clean,
+    batch_query_with_rows,
+    clean_counts,
+    expected_payouts,
+    fetch_and_ingest,
+    fetch_failure,
+    fetch_metadata,
+    ingested,
+    ingested_blocks,
+    input_ids,
+    ledger,
+)
+from payout_assets_tests.conftest import Pipeline, write_ids
 
 
 @pytest.fixture
