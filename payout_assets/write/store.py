@@ -195,11 +195,11 @@ class ClickHouseStore:
                     statement, parameters=dict(parameters or {})
                 ) as stream,
             ):
-                for block in stream:
+                for block in stream:  # an engine block (up to max_block_size rows) at a time
                     pending.extend(block)
-                    if len(pending) >= chunk:
-                        pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
-                        pending = []
+                    while len(pending) >= chunk:
+                        pickle.dump(pending[:chunk], spool, pickle.HIGHEST_PROTOCOL)
+                        del pending[:chunk]
             if pending:
                 pickle.dump(pending, spool, pickle.HIGHEST_PROTOCOL)
             spool.seek(0)

@@ -1,0 +1,92 @@
+"""The embedded store's contract that the shard processes rely on, on the real chdb engine.
+
+Why: each engine open leaves threads and memory behind inside chdb, so a shard reads its ids and
+its check rows through ``spool_file``: one short session whatever the size of the result, with
+the engine (and the file lock other processes wait on) released before the rows are used.
+"""
+
+from __future__ import annotations
+
+import pytest
+from filelock import FileLock, Timeout
+
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore, StoreError
+
+GENERATION = "spool-test"
+
+
+def _opens(store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the store's engine opens (one per outermost session)."""
+    opened: list[int] = []
+    acquire = store._acquire
+
+    def counting() -> None:
+        opened.append(1)
+        acquire()
+
+    monkeypatch.setattr(store, "_acquire", counting)
+    return opened
+
+
+def _lock_is_free(store: ClickHouseStore) -> bool:
+    other = FileLock(
+        str(store._file_lock.lock_file), timeout=0
+    )  # a second handle, as another process has
+    try:
+        other.acquire()
+    except Timeout:
+        return False
+    other.release()
+    return True
+
+
+@pytest.fixture
+def shard_ids(store: ClickHouseStore) -> list[str]:
+    warehouse.ensure_schema(store)
+    ids = sorted(f"{i:064x}" for i in range(2_345))
+    store.insert(
+        "payout_backfill.missing_condition_ids",
+        [(cid, 3, GENERATION) for cid in ids],
+        ["condition_id", "shard", "generation"],
+    )
+    return ids
+
+
+def test_spool_reads_everything_in_one_session_and_releases_the_engine_first(
+    store: ClickHouseStore, shard_ids: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opens = _opens(store, monkeypatch)
+    chunks = store.spool_file("shard/read_ids.sql", {"shard": 3, "generation": GENERATION}, 500)
+    assert len(opens) == 1
+    assert _lock_is_free(store), "the engine must be released before the rows are handed out"
+    sizes = []
+    rows = []
+    for chunk in chunks:
+        sizes.append(len(chunk))
+        rows += [r[0] for r in chunk]
+    assert rows == shard_ids
+    assert sizes == [500] * 4 + [345]
+    assert len(opens) == 1
+
+
+def test_spool_inside_a_held_session_reuses_it(
+    store: ClickHouseStore, shard_ids: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opens = _opens(store, monkeypatch)
+    with store.session():
+        count = warehouse.shard_id_count(store, 3, GENERATION)
+        ids = [
+            cid for chunk in warehouse.iter_shard_ids(store, 3, GENERATION, 1_000) for cid in chunk
+        ]
+    assert (count, ids) == (len(shard_ids), shard_ids)
+    assert len(opens) == 1
+
+
+def test_a_failing_spooled_query_raises_store_error_and_releases_the_lock(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pipeline's tables do not exist yet, so the shard query fails inside the engine.
+    with pytest.raises(StoreError, match="payout_backfill"):
+        store.spool_file("shard/read_ids.sql", {"shard": 0, "generation": GENERATION})
+    assert _lock_is_free(store)
