@@ -5,14 +5,17 @@ CREATE DATABASE IF NOT EXISTS payout_backfill;
 
 CREATE DATABASE IF NOT EXISTS cascadian_clean;
 
--- Raw candidate ids of one generation (one materialisation of missing_condition_ids).
+-- Raw candidate ids of one generation (one materialisation of missing_condition_ids). A partition
+-- per generation, dropped whole once the generation is built: deleting rows instead is a
+-- mutation that rewrites every part later, inside whichever process opens the engine next.
 CREATE TABLE IF NOT EXISTS payout_backfill.id_input
 (
     generation String,
     raw_id     String
 )
 ENGINE = MergeTree
-ORDER BY (generation, raw_id);
+PARTITION BY generation
+ORDER BY raw_id;
 
 -- The ids still missing a payout, each assigned to one shard. Replaced as a whole by each
 -- generation (built aside, then swapped in with EXCHANGE TABLES).
@@ -89,7 +92,13 @@ CREATE TABLE IF NOT EXISTS payout_backfill.id_ledger
     recorded_at  DateTime64(3, 'UTC')
 )
 ENGINE = MergeTree
-ORDER BY (generation, input_id, version);
+ORDER BY (generation, input_id, version)
+-- Every shard run adds parts here, and a background merge runs in whichever process holds the
+-- embedded engine next: a shard. Wide parts merged column by column (vertical) halve what that
+-- merge holds: measured merging 8 parts of 125k rows, +90 MB -> +43 MB of heap.
+SETTINGS min_bytes_for_wide_part = 0,
+         vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1;
 
 -- Payouts from external sources (Goldsky); the newest fetch of a condition wins.
 CREATE TABLE IF NOT EXISTS default.resolutions_external_ingest
@@ -106,4 +115,8 @@ CREATE TABLE IF NOT EXISTS default.resolutions_external_ingest
     version            UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY condition_id;
+ORDER BY condition_id
+-- Merged column by column, for the same reason as payout_backfill.id_ledger.
+SETTINGS min_bytes_for_wide_part = 0,
+         vertical_merge_algorithm_min_rows_to_activate = 1,
+         vertical_merge_algorithm_min_columns_to_activate = 1;

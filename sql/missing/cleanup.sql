@@ -7,4 +7,4 @@ DROP TABLE IF EXISTS {db:Identifier}.{changed:Identifier};
 
 DROP TABLE IF EXISTS {db:Identifier}.{unchanged:Identifier};
 
-ALTER TABLE payout_backfill.id_input DELETE WHERE generation = {generation:String};
+ALTER TABLE payout_backfill.id_input DROP PARTITION {generation:String};
