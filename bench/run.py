@@ -650,7 +650,7 @@ def build_report(
                 True,
             )
     target(
-        "ClickHouse ingest, as a shard writes (5,000-row flushes)",
+        f"ClickHouse ingest, as a shard writes ({ingest.get('flush_rows', 0):,}-row flushes)",
         ingest.get("shard_path_rows_per_s"),
         INGEST_TARGET_ROWS_S,
         "rows/s",

@@ -3,6 +3,7 @@ and helpers that materialise the real assets in process (fast) against both."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,22 @@ def check_results(
         (e.asset_key.to_user_string(), e.check_name): e
         for e in result.get_asset_check_evaluations()
     }
+
+
+def settled_stats(sim: Simulator, quiet_s: float = 0.0, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Traffic statistics once every request the simulator received has been logged and, for
+    ``quiet_s``, no new one has arrived (bounded by ``timeout_s``).
+
+    Why wait: a request a client gave up on (a slow answer past its timeout), or one a killed
+    process had already sent, is logged only when the simulator finishes it, after the client
+    has moved on; counting before then charges it to whatever runs next.
+    """
+    seen, since = -1, time.monotonic()
+    for _ in range(int(timeout_s / 0.05)):
+        stats = sim.traffic.stats()
+        if stats["in_flight"] or stats["requests"] != seen:
+            seen, since = stats["requests"], time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return stats
+        time.sleep(0.05)
+    raise AssertionError(f"the simulator was still answering requests after {timeout_s}s")

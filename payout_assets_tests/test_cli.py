@@ -12,7 +12,7 @@ import pytest
 
 from payout_assets.cli.checkpoint import shard_checkpoints
 from payout_assets.cli.demo import seed_store
-from payout_assets.defs.partitions import shard_key
+from payout_assets.defs.partitions import shard_index, shard_key
 from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
@@ -26,6 +26,7 @@ from payout_assets_tests.cli_helpers import (
     run,
     start,
 )
+from payout_assets_tests.conftest import settled_stats
 
 SHARDS = 4
 
@@ -79,16 +80,7 @@ def _kill_once_served(proc: subprocess.Popen[bytes], sim: Simulator, ids: int, l
             time.sleep(0.02)
     finally:
         kill_group(proc)
-    quiet_since, seen = time.monotonic(), sim.traffic.stats()["requests"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        stats = sim.traffic.stats()
-        if stats["in_flight"] or stats["requests"] != seen:
-            quiet_since, seen = time.monotonic(), stats["requests"]
-        elif time.monotonic() - quiet_since > 1.0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the simulator was still answering requests 30 s after the kill")
+    settled_stats(sim, quiet_s=1.0, timeout_s=30.0)
 
 
 def _unfinished_shards(env: dict[str, str], store: ClickHouseStore) -> tuple[list[str], int]:
@@ -99,7 +91,7 @@ def _unfinished_shards(env: dict[str, str], store: ClickHouseStore) -> tuple[lis
     finally:
         instance.dispose()
     todo = [c.key for c in checkpoints if not c.done]
-    shards = ",".join(str(int(k.split("-")[1])) for k in todo) or "NULL"
+    shards = ",".join(str(shard_index(k)) for k in todo) or "NULL"
     ids = store.query_rows(
         f"SELECT count() FROM payout_backfill.missing_condition_ids WHERE shard IN ({shards})"
     )[0][0]
@@ -143,14 +135,7 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
 def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> None:
     sim, env, store = seeded
     log = tmp_path / "shard.log"
-    assert (
-        run(
-            materialize("missing_condition_ids"),
-            env,
-            log,
-        )
-        == 0
-    )
+    assert run(materialize("missing_condition_ids"), env, log) == 0, log.read_text()[-3000:]
     shard_cmd = materialize("goldsky_payouts,resolutions_external_ingest", "shard-01")
     _kill_once_served(start(shard_cmd, env, log), sim, 500, log)
     assert run(shard_cmd, env, log) == 0, log.read_text()[-3000:]
@@ -186,14 +171,7 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
         log.read_text()[-2000:]
     )
     assert run(dg_cli("check", "defs"), env, log) == 0, log.read_text()[-2000:]
-    assert (
-        run(
-            materialize("missing_condition_ids"),
-            env,
-            log,
-        )
-        == 0
-    )
+    assert run(materialize("missing_condition_ids"), env, log) == 0, log.read_text()[-3000:]
     assert (
         run(
             dg_cli(

@@ -18,7 +18,7 @@ from payout_assets.defs import assets
 from payout_assets.simulator import RequestInfo, Simulator, SimulatorConfig, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
-from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, write_ids
+from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, settled_stats, write_ids
 
 SIM_CONFIG = SimulatorConfig(size=5_000, seed=7)
 KNOWN = 1_000
@@ -183,16 +183,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"condition not met within {timeout_s}s")
-
-
-def settled_stats(sim: Simulator) -> dict[str, Any]:
-    """Traffic statistics once every request the simulator is still answering has been logged.
-
-    Why wait: a request the client gave up on (a slow answer past its timeout) is logged only
-    when the simulator finishes it, after the client has moved on.
-    """
-    wait_for(lambda: sim.traffic.stats()["in_flight"] == 0)
-    return sim.traffic.stats()
 
 
 def assert_traffic_was_clean(sim: Simulator, ids: Sequence[str], block: int) -> dict[str, Any]:
