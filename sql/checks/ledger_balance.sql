@@ -1,8 +1,12 @@
 -- For a generation: ids the ledger accounts for, and ids in missing_condition_ids without an
 -- entry (must be none).
+-- In sorting-key order (ledger_latest groups by id_ledger's key prefix), the latest state of each
+-- id streams through instead of building a hash table of every id (missing/summary.sql at
+-- 1,000,000 ids: +462 MB of heap grouped by hashing, +119 MB in order).
 SELECT
     (SELECT count() FROM payout_backfill.ledger_latest WHERE generation = {generation:String}),
     (SELECT count() FROM payout_backfill.missing_condition_ids AS m
      WHERE m.generation = {generation:String}
-       AND m.condition_id NOT IN (SELECT input_id FROM payout_backfill.ledger_latest
+       AND m.condition_id NOT IN (SELECT input_id FROM payout_backfill.id_ledger
                                   WHERE generation = {generation:String}))
+SETTINGS optimize_aggregation_in_order = 1

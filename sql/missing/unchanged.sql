@@ -1,5 +1,8 @@
 -- Incremental refresh: candidates whose latest state in the previous snapshot was `unresolved` or
 -- `not_found` (asked at that snapshot's block) and that the subgraph has not changed since.
+-- In sorting-key order (ledger_latest groups by id_ledger's key prefix), the latest state of each
+-- id streams through instead of building a hash table of every id (missing/summary.sql at
+-- 1,000,000 ids: +462 MB of heap grouped by hashing, +119 MB in order).
 INSERT INTO {db:Identifier}.{unchanged:Identifier}
 SELECT input_id, state
 FROM payout_backfill.ledger_latest
@@ -7,4 +10,5 @@ WHERE generation = {previous:String}
   AND state IN ('unresolved', 'not_found')
   AND input_id IN (SELECT condition_id FROM {db:Identifier}.{candidates:Identifier} WHERE reason = '')
   AND input_id NOT IN (SELECT condition_id FROM {db:Identifier}.{changed:Identifier})
-  AND input_id NOT IN (SELECT condition_id FROM cascadian_clean.vw_resolutions_truth);
+  AND input_id NOT IN (SELECT condition_id FROM cascadian_clean.vw_resolutions_truth)
+SETTINGS optimize_aggregation_in_order = 1;
