@@ -196,3 +196,31 @@ def test_verify_reports_pass_then_fails_on_a_corrupted_table(
     assert results["numerator_sums"].status == "FAIL"
     assert "e" * 64 in results["numerator_sums"].metadata["failure_sample"]
     assert results["winning_index_bounds"].status == "FAIL"
+
+
+def test_ledger_check_names_a_pending_id_the_ledger_lost(
+    pipeline: Pipeline, sim: Simulator, tmp_path: Path
+) -> None:
+    from payout_assets.validate import rules
+
+    pipeline.ids_file = write_ids(tmp_path / "ids.txt", _ids(sim, 1_500))
+    pipeline.snapshot()
+    store = pipeline.store
+    before = rules.ledger_accounts(store, final=False)
+    assert before.passed, before.summary
+    assert before.metadata["missing_ids_without_a_state"] == 0
+
+    # A writer that forgot one id: it is in missing_condition_ids but has no ledger row.
+    (lost,) = store.query_rows(
+        "SELECT condition_id FROM payout_backfill.missing_condition_ids ORDER BY condition_id "
+        "LIMIT 1"
+    )[0]
+    store.query_rows(
+        "ALTER TABLE payout_backfill.id_ledger DELETE WHERE input_id = {c:String} "
+        "SETTINGS mutations_sync = 2",
+        {"c": lost},
+    )
+    after = rules.ledger_accounts(store, final=False)
+    assert not after.passed
+    assert after.metadata["missing_ids_without_a_state"] == 1
+    assert after.metadata["ids_with_a_state"] == before.metadata["ids_with_a_state"] - 1

@@ -3,10 +3,14 @@
 -- In sorting-key order (ledger_latest groups by id_ledger's key prefix), the latest state of each
 -- id streams through instead of building a hash table of every id (missing/summary.sql at
 -- 1,000,000 ids: +462 MB of heap grouped by hashing, +119 MB in order).
+-- The membership test compares 128-bit hashes of the ids, not the 64-character ids: the set of
+-- a 1,000,000-id ledger took +396 MB and 0.95 s as strings, +117 MB and 0.53 s as hashes. A
+-- collision could hide one missing entry with a probability near 1e12 / 2^128 (about 3e-27).
 SELECT
     (SELECT count() FROM payout_backfill.ledger_latest WHERE generation = {generation:String}),
     (SELECT count() FROM payout_backfill.missing_condition_ids AS m
      WHERE m.generation = {generation:String}
-       AND m.condition_id NOT IN (SELECT input_id FROM payout_backfill.id_ledger
-                                  WHERE generation = {generation:String}))
+       AND sipHash128(m.condition_id) NOT IN (SELECT sipHash128(input_id)
+                                              FROM payout_backfill.id_ledger
+                                              WHERE generation = {generation:String}))
 SETTINGS optimize_aggregation_in_order = 1
