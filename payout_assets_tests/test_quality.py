@@ -11,6 +11,7 @@ import dagster as dg
 from payout_assets.defs import assets, checks
 from payout_assets.defs.partitions import shard_partitions
 from payout_assets.simulator import Simulator
+from payout_assets.validate import rules
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets_tests.conftest import Pipeline, check_results, write_ids
@@ -201,8 +202,6 @@ def test_verify_reports_pass_then_fails_on_a_corrupted_table(
 def test_ledger_check_names_a_pending_id_the_ledger_lost(
     pipeline: Pipeline, sim: Simulator, tmp_path: Path
 ) -> None:
-    from payout_assets.validate import rules
-
     pipeline.ids_file = write_ids(tmp_path / "ids.txt", _ids(sim, 1_500))
     pipeline.snapshot()
     store = pipeline.store
