@@ -178,8 +178,9 @@ def _host_limiter(settings: ClientSettings) -> Limiter:
     two cores: tens of milliseconds), and that jitter must not pack two windows' requests into
     one of the server's. (Measured at 10 rps: without headroom the benchmark drew 11 429s in
     188 requests; with 10%, 1 in 178 but 10% of the allowance unused, about 10 s of a
-    1,000,000-id backfill; with 5%, see the README's benchmark.) A window of one request per 1/max_rps would be stricter but loses more of the
-    allowance to the same jitter at every single request."""
+    1,000,000-id backfill; with 5%, see the README's benchmark.) A window of one request per
+    1/max_rps would be stricter but loses more of the allowance to the same jitter at every
+    single request."""
     limit = max(1, int(settings.max_rps))
     window_ms = math.ceil(limit * 1000 / (settings.max_rps * RATE_HEADROOM))
     bucket = SQLiteBucket.init_from_file(

@@ -196,16 +196,18 @@ def build_missing(
 ) -> int:
     """Record invalid, already-resolved and unchanged ids, swap in the new missing table; returns
     the number of distinct ids that entered (what the ledger states must sum to)."""
-    params = {**names, "generation": generation, "run_id": run_id, "shards": shards}
-    version = new_version()
+    params = {
+        **names,
+        "generation": generation,
+        "run_id": run_id,
+        "shards": shards,
+        "version": new_version(),  # one version for every state this build records
+    }
     with store.session():
         distinct = int(store.query_file("missing/distinct_ids.sql", names)[0][0])
-        store.run_file(
-            "missing/build.sql",
-            {**params, "version": version, "unchanged_reason": unchanged_reason},
-        )
+        store.run_file("missing/build.sql", {**params, "unchanged_reason": unchanged_reason})
         for shard in range(shards):
-            store.run_file("missing/pending.sql", {**params, "version": version, "shard": shard})
+            store.run_file("missing/pending.sql", {**params, "shard": shard})
         store.run_file("missing/swap.sql", params)
         store.run_file("missing/cleanup.sql", params)
     return distinct

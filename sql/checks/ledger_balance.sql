@@ -1,8 +1,6 @@
 -- For a generation: ids the ledger accounts for, and ids in missing_condition_ids without an
 -- entry (must be none).
--- In sorting-key order (ledger_latest groups by id_ledger's key prefix), the latest state of each
--- id streams through instead of building a hash table of every id (missing/summary.sql at
--- 1,000,000 ids: +462 MB of heap grouped by hashing, +119 MB in order).
+-- optimize_aggregation_in_order: why, in views/ledger_latest.sql.
 -- The membership test compares 128-bit hashes of the ids, not the 64-character ids: the set of
 -- a 1,000,000-id ledger took +396 MB and 0.95 s as strings, +117 MB and 0.53 s as hashes. A
 -- collision could hide one missing entry with a probability near 1e12 / 2^128 (about 3e-27).
