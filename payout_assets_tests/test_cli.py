@@ -3,7 +3,9 @@ Dagster CLIs, and definition validation. Every process runs in its own group and
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -244,3 +246,14 @@ def test_two_backfills_at_once_against_one_store(seeded, tmp_path: Path) -> None
     counts = warehouse.state_counts(store, snapshot.generation)
     assert sum(counts.values()) == snapshot.distinct_ids
     assert "pending" not in counts and "failed" not in counts
+
+
+def test_workers_fork_from_a_warm_frozen_forkserver(tmp_path: Path) -> None:
+    """A run's worker starts with the code location loaded, and that heap is frozen out of the
+    garbage collector (else each collection in a fork writes to, and so copies, its pages)."""
+    env = project_env(tmp_path / "home", "http://127.0.0.1:9/unused")
+    log = tmp_path / "probe.log"
+    assert run([sys.executable, "-m", "payout_assets_tests.fork_probe"], env, log, 120) == 0
+    report = json.loads(log.read_text().strip().splitlines()[-1])
+    assert report["has_pandera"], report
+    assert report["frozen_objects"] > 100_000, report

@@ -143,14 +143,18 @@ class ClickHouseStore:
                 f"cannot connect to ClickHouse at {self.display_dsn}: {self._clean(str(exc))}"
             ) from None
 
+    def release_memory(self) -> None:
+        """Hand the embedded engine's freed pages back to the OS (sql/meta/release_memory.sql):
+        before the engine closes, and between the slices of a long operation. A server manages
+        its own memory, so nothing is sent to one; nor when no session is open."""
+        if self.embedded and self._client is not None:
+            with contextlib.suppress(ClickHouseError):
+                self._client.command(_RELEASE_MEMORY)
+
     def _release(self) -> None:
         try:
             if self._client is not None:
-                if self.embedded:
-                    # hand the engine's freed pages back to the OS before another process
-                    # takes the store (see sql/meta/release_memory.sql)
-                    with contextlib.suppress(ClickHouseError):
-                        self._client.command(_RELEASE_MEMORY)
+                self.release_memory()
                 self._client.close()
         finally:
             self._client = None

