@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from payout_assets.cli.demo import seed_store
 from payout_assets.simulator import Simulator
 from payout_assets.write import warehouse
@@ -20,9 +22,17 @@ def _expected(sim: Simulator, ids: list[str], block: int) -> dict[str, tuple[lis
     return out
 
 
+@pytest.mark.parametrize("slice_ids", [warehouse.SLICE_IDS, 97], ids=["one-slice", "97-id-slices"])
 def test_backfill_lands_exactly_the_resolved_payouts(
-    pipeline: Pipeline, sim: Simulator, tmp_path: Path
+    pipeline: Pipeline,
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slice_ids: int,
 ) -> None:
+    """With the default slice size every shard run here is one slice; with 97 ids a slice,
+    each is cut into about ten, and the result must be the same, row for row."""
+    monkeypatch.setattr(warehouse, "SLICE_IDS", slice_ids)
     known = [sim.universe.condition_id(i).removeprefix("0x") for i in range(3_000)]
     unknown = [sim.universe.unknown_id(j).removeprefix("0x") for j in range(150)]
     invalid = ["", "0x12", "nothex" * 11, "  ", "0x" + "g" * 64]
@@ -33,7 +43,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
     ]  # duplicates in other spellings
     pipeline.ids_file = write_ids(tmp_path / "ids.txt", known + unknown + invalid + spelled)
 
-    pipeline.backfill()
+    results = pipeline.backfill()
 
     store = pipeline.store
     snapshot = warehouse.current_snapshot(store)
@@ -70,6 +80,20 @@ def test_backfill_lands_exactly_the_resolved_payouts(
         "SELECT count(), uniqExact(condition_id) FROM cascadian_clean.vw_resolutions_truth"
     )[0]
     assert rows == distinct == len(expected)
+
+    # The checks read every id of every shard run once, however the runs are sliced.
+    evaluations = [check_results(r) for r in results]
+    assert all(e.passed for checks in evaluations for e in checks.values())
+
+    def total(asset: str, check: str, key: str) -> int:
+        return sum(checks[(asset, check)].metadata[key].value for checks in evaluations)
+
+    fetched = len(known) + len(unknown)
+    assert total("goldsky_payouts", "unique_condition_ids", "rows") == fetched
+    assert total("goldsky_payouts", "unique_condition_ids", "distinct_ids") == fetched
+    assert total("goldsky_payouts", "numerator_sums", "rows_checked") == len(expected)
+    assert total("resolutions_external_ingest", "numerator_sums", "rows_checked") == len(expected)
+    assert total("resolutions_external_ingest", "unique_after_dedup", "rows_final") == len(expected)
 
     stats = sim.traffic.stats()
     assert stats["max_first"] <= 1000
