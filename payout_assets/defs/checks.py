@@ -54,17 +54,17 @@ def _results(
         )
 
 
-def _shard_runs(
+def _run_slices(
     context: dg.AssetCheckExecutionContext, store: ClickHouseStore
-) -> list[tuple[int, str]]:
-    """The (shard, staging run) pairs a check looks at: this run's shard, else every shard."""
+) -> list[warehouse.RunSlice]:
+    """The slices of the staging runs a check reads: this run's shard, else every shard."""
     partition = context.run.tags.get("dagster/partition")
     keys = [partition] if partition else shard_partitions.get_partition_keys()
-    out = []
+    out: list[warehouse.RunSlice] = []
     for shard in map(shard_index, keys):
         run = warehouse.shard_run_to_ingest(store, shard, context.run.run_id)
         if run is not None:
-            out.append((shard, run[0]))
+            out += warehouse.run_slices(store, shard, run[0])
     return out
 
 
@@ -107,12 +107,12 @@ def goldsky_payouts_checks(
     # spooled in another and validated with the engine released (rules.payout_rules), so other
     # shards' writers wait for reads only, never for pandera.
     with clickhouse.held() as store:
-        runs = _shard_runs(context, store)
+        slices = _run_slices(context, store)
         counted = [
-            rules.staged_unique(store, runs),
-            rules.rejected_share(store, runs, max_rejected_share()),
+            rules.staged_unique(store, slices),
+            rules.rejected_share(store, slices, max_rejected_share()),
         ]
-    results = [*rules.payout_rules(store, runs, staged=True), *counted]
+    results = [*rules.payout_rules(store, slices, staged=True), *counted]
     yield from _results(goldsky_payouts, results)
 
 
@@ -133,9 +133,9 @@ def resolutions_external_ingest_checks(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> Iterator[dg.AssetCheckResult]:
     with clickhouse.held() as store:  # two engine sessions, as for goldsky_payouts' checks
-        runs = _shard_runs(context, store)
-        unique = rules.ingested_unique(store, runs)
-    yield from _results(resolutions_external_ingest, [*rules.payout_rules(store, runs), unique])
+        slices = _run_slices(context, store)
+        unique = rules.ingested_unique(store, slices)
+    yield from _results(resolutions_external_ingest, [*rules.payout_rules(store, slices), unique])
 
 
 @dg.multi_asset_check(

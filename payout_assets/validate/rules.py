@@ -27,7 +27,7 @@ SUM_RULES = {
 INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes"}
 TIME_RULES = {"resolved_at_not_in_future"}
 COVERAGE_EXPECTED = (0.70, 0.80)  # the original quick-start's expectation: a WARN, not an error
-ShardRuns = Sequence[tuple[int, str]]
+RunSlices = Sequence[warehouse.RunSlice]  # the slices of the shard runs a check reads
 
 
 class Markdown(str):
@@ -61,29 +61,28 @@ class RuleResult:
 
 
 def _spools(
-    store: ClickHouseStore, runs: ShardRuns | None, staged: bool
+    store: ClickHouseStore, slices: RunSlices | None, staged: bool
 ) -> list[Iterator[list[tuple]]]:
-    if runs is None:
+    if slices is None:
         return [store.spool_file("checks/ingested_all.sql", chunk=VALIDATE_ROWS)]
     sql = "checks/staged_payouts.sql" if staged else "checks/ingested_payouts.sql"
     return [
         store.spool_file(sql, run_slice, VALIDATE_ROWS)
-        for shard, run_id in runs
-        for run_slice in warehouse.run_slices(store, shard, run_id)
+        for run_slice in warehouse.each_slice(store, slices)
     ]
 
 
 def payout_rules(
-    store: ClickHouseStore, runs: ShardRuns | None, staged: bool = False
+    store: ClickHouseStore, slices: RunSlices | None, staged: bool = False
 ) -> list[RuleResult]:
     """The pandera model over stored payouts (one chunk in memory at a time): staged rows of the
-    given shard runs, the ingested rows of those shards (FINAL), or the whole ingest table.
+    given shard run slices, the ingested rows of their ids (FINAL), or the whole ingest table.
 
     The rows are spooled to disk in one engine session and validated after it: called outside
     any other session, the embedded engine is free for other shards while pandera works (about
     1.5 s of CPU for a shard of 125,000 ids)."""
     with store.session():
-        spools = _spools(store, runs, staged)
+        spools = _spools(store, slices, staged)
     checked, broken, sample = validate_chunks(chain.from_iterable(spools))
     return [
         _rule(name, rules, what, checked, broken, sample)
@@ -121,18 +120,16 @@ def _rule(
     )
 
 
-def staged_unique(store: ClickHouseStore, runs: ShardRuns) -> RuleResult:
+def staged_unique(store: ClickHouseStore, slices: RunSlices) -> RuleResult:
     rows = distinct = 0
     duplicates: list[tuple[str, int]] = []
-    for shard, run_id in runs:
-        for run_slice in warehouse.run_slices(store, shard, run_id):
-            n, d, _ = store.query_file("checks/staged_counts.sql", run_slice)[0]
-            rows, distinct = rows + int(n), distinct + int(d)
-            duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
-    duplicates = duplicates[:20]
+    for run_slice in slices:
+        n, d, _ = store.query_file("checks/staged_counts.sql", run_slice)[0]
+        rows, distinct = rows + int(n), distinct + int(d)
+        duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
     metadata: dict[str, Any] = {"rows": rows, "distinct_ids": distinct}
     if duplicates:
-        metadata["duplicate_sample"] = markdown_table(["condition_id", "copies"], duplicates)
+        metadata["duplicate_sample"] = markdown_table(["condition_id", "copies"], duplicates[:20])
     return RuleResult(
         "unique_condition_ids",
         rows == distinct,
@@ -141,20 +138,18 @@ def staged_unique(store: ClickHouseStore, runs: ShardRuns) -> RuleResult:
     )
 
 
-def rejected_share(store: ClickHouseStore, runs: ShardRuns, threshold: float) -> RuleResult:
+def rejected_share(store: ClickHouseStore, slices: RunSlices, threshold: float) -> RuleResult:
     rows = rejected = 0
-    sample: list[tuple[str, str, str]] = []
-    for shard, run_id in runs:
-        for run_slice in warehouse.run_slices(store, shard, run_id):
-            n, _, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
-            rows, rejected = rows + int(n), rejected + int(r)
-        params = {"shard": shard, "run_id": run_id}
-        sample += [
-            (cid, reason, f"{list(nums)} / {den or '-'}")
-            for cid, reason, nums, den in store.query_file(
-                "checks/staged_rejected_sample.sql", params
-            )
-        ]
+    for run_slice in slices:
+        n, _, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
+        rows, rejected = rows + int(n), rejected + int(r)
+    sample = [
+        (cid, reason, f"{list(nums)} / {den or '-'}")
+        for shard, run_id in dict.fromkeys((s["shard"], s["run_id"]) for s in slices)
+        for cid, reason, nums, den in store.query_file(
+            "checks/staged_rejected_sample.sql", {"shard": shard, "run_id": run_id}
+        )
+    ]
     share = rejected / rows if rows else 0.0
     metadata: dict[str, Any] = {
         "rejected": rejected,
@@ -171,15 +166,14 @@ def rejected_share(store: ClickHouseStore, runs: ShardRuns, threshold: float) ->
     )
 
 
-def ingested_unique(store: ClickHouseStore, runs: ShardRuns | None) -> RuleResult:
-    if runs is None:
+def ingested_unique(store: ClickHouseStore, slices: RunSlices | None) -> RuleResult:
+    if slices is None:
         rows, distinct = (int(v) for v in store.query_file("checks/ingested_all_duplicates.sql")[0])
     else:
         rows = distinct = 0
-        for shard, run_id in runs:
-            for run_slice in warehouse.run_slices(store, shard, run_id):
-                n, d = store.query_file("checks/ingested_duplicates.sql", run_slice)[0]
-                rows, distinct = rows + int(n), distinct + int(d)
+        for run_slice in slices:
+            n, d = store.query_file("checks/ingested_duplicates.sql", run_slice)[0]
+            rows, distinct = rows + int(n), distinct + int(d)
     return RuleResult(
         "unique_after_dedup",
         rows == distinct,
