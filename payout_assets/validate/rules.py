@@ -123,7 +123,7 @@ def _rule(
 def staged_unique(store: ClickHouseStore, slices: RunSlices) -> RuleResult:
     rows = distinct = 0
     duplicates: list[tuple[str, int]] = []
-    for run_slice in slices:
+    for run_slice in warehouse.each_slice(store, slices):
         n, d, _ = store.query_file("checks/staged_counts.sql", run_slice)[0]
         rows, distinct = rows + int(n), distinct + int(d)
         duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
@@ -140,7 +140,7 @@ def staged_unique(store: ClickHouseStore, slices: RunSlices) -> RuleResult:
 
 def rejected_share(store: ClickHouseStore, slices: RunSlices, threshold: float) -> RuleResult:
     rows = rejected = 0
-    for run_slice in slices:
+    for run_slice in warehouse.each_slice(store, slices):
         n, _, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
         rows, rejected = rows + int(n), rejected + int(r)
     sample = [
@@ -171,7 +171,7 @@ def ingested_unique(store: ClickHouseStore, slices: RunSlices | None) -> RuleRes
         rows, distinct = (int(v) for v in store.query_file("checks/ingested_all_duplicates.sql")[0])
     else:
         rows = distinct = 0
-        for run_slice in slices:
+        for run_slice in warehouse.each_slice(store, slices):
             n, d = store.query_file("checks/ingested_duplicates.sql", run_slice)[0]
             rows, distinct = rows + int(n), distinct + int(d)
     return RuleResult(
