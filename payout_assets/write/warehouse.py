@@ -35,8 +35,6 @@ STAGING_COLUMNS = [
     "block_number",
     "fetched_at",
 ]
-SLICE_IDS = 16_384  # ids per slice of a shard run (sql/shard/slices.sql)
-RunSlice = Mapping[str, Any]  # the query parameters of one slice: shard, run_id, lo, hi
 LEDGER_COLUMNS = [
     "generation",
     "input_id",
@@ -47,6 +45,8 @@ LEDGER_COLUMNS = [
     "version",
     "recorded_at",
 ]
+SLICE_IDS = 16_384  # ids per slice of a shard run (sql/shard/slices.sql)
+RunSlice = Mapping[str, Any]  # the query parameters of one slice: shard, run_id, lo, hi
 
 
 class MissingSourceError(StoreError):
