@@ -108,10 +108,7 @@ def goldsky_payouts_checks(
     # shards' writers wait for reads only, never for pandera.
     with clickhouse.held() as store:
         slices = _run_slices(context, store)
-        counted = [
-            rules.staged_unique(store, slices),
-            rules.rejected_share(store, slices, max_rejected_share()),
-        ]
+        counted = rules.staged_rules(store, slices, max_rejected_share())
     results = [*rules.payout_rules(store, slices, staged=True), *counted]
     yield from _results(goldsky_payouts, results)
 

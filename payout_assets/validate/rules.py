@@ -120,13 +120,33 @@ def _rule(
     )
 
 
-def staged_unique(store: ClickHouseStore, slices: RunSlices) -> RuleResult:
-    rows = distinct = 0
+def staged_rules(
+    store: ClickHouseStore, slices: RunSlices, rejected_threshold: float
+) -> list[RuleResult]:
+    """``unique_condition_ids`` and ``rejected_share`` over the staged rows of the given shard
+    run slices, from one pass of counts (checks/staged_counts.sql once per slice)."""
+    rows = distinct = rejected = 0
     duplicates: list[tuple[str, int]] = []
+    runs: dict[tuple[int, str], None] = {}
     for run_slice in warehouse.each_slice(store, slices):
-        n, d, _ = store.query_file("checks/staged_counts.sql", run_slice)[0]
-        rows, distinct = rows + int(n), distinct + int(d)
+        n, d, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
+        rows, distinct, rejected = rows + int(n), distinct + int(d), rejected + int(r)
         duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
+        runs[(run_slice["shard"], run_slice["run_id"])] = None
+    sample = [
+        (cid, reason, f"{list(nums)} / {den or '-'}")
+        for shard, run_id in runs
+        for cid, reason, nums, den in store.query_file(
+            "checks/staged_rejected_sample.sql", {"shard": shard, "run_id": run_id}
+        )
+    ]
+    return [
+        _staged_unique(rows, distinct, duplicates),
+        _rejected_share(rows, rejected, sample, rejected_threshold),
+    ]
+
+
+def _staged_unique(rows: int, distinct: int, duplicates: list[tuple[str, int]]) -> RuleResult:
     metadata: dict[str, Any] = {"rows": rows, "distinct_ids": distinct}
     if duplicates:
         metadata["duplicate_sample"] = markdown_table(["condition_id", "copies"], duplicates[:20])
@@ -138,18 +158,9 @@ def staged_unique(store: ClickHouseStore, slices: RunSlices) -> RuleResult:
     )
 
 
-def rejected_share(store: ClickHouseStore, slices: RunSlices, threshold: float) -> RuleResult:
-    rows = rejected = 0
-    for run_slice in warehouse.each_slice(store, slices):
-        n, _, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
-        rows, rejected = rows + int(n), rejected + int(r)
-    sample = [
-        (cid, reason, f"{list(nums)} / {den or '-'}")
-        for shard, run_id in dict.fromkeys((s["shard"], s["run_id"]) for s in slices)
-        for cid, reason, nums, den in store.query_file(
-            "checks/staged_rejected_sample.sql", {"shard": shard, "run_id": run_id}
-        )
-    ]
+def _rejected_share(
+    rows: int, rejected: int, sample: list[tuple[str, str, str]], threshold: float
+) -> RuleResult:
     share = rejected / rows if rows else 0.0
     metadata: dict[str, Any] = {
         "rejected": rejected,
