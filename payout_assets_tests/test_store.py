@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from filelock import FileLock, Timeout
 
-from payout_assets.write import warehouse
+from payout_assets.write import heap, warehouse
 from payout_assets.write.store import ClickHouseStore, StoreError
 
 GENERATION = "spool-test"
@@ -90,3 +90,62 @@ def test_a_failing_spooled_query_raises_store_error_and_releases_the_lock(
     with pytest.raises(StoreError, match="payout_backfill"):
         store.spool_file("shard/read_ids.sql", {"shard": 0, "generation": GENERATION})
     assert _lock_is_free(store)
+
+
+BLOCK_SETTINGS = (
+    "min_compress_block_size = 16384",
+    "max_compress_block_size = 65536",
+    "merge_max_block_size = 2048",
+)
+SHARD_TABLES = (
+    "payout_backfill.missing_condition_ids",
+    "payout_backfill.goldsky_payouts",
+    "payout_backfill.id_ledger",
+    "default.resolutions_external_ingest",
+)
+
+
+def test_a_store_made_before_the_block_settings_gets_them(store: ClickHouseStore) -> None:
+    """The small compression blocks bound what a shard's engine holds per column (see
+    sql/ddl/pipeline.sql); a store whose tables were created without them gets them too."""
+    warehouse.create_source_tables(store)
+    warehouse.ensure_schema(store)
+    with store.session() as client:
+        for table in SHARD_TABLES:  # the tables as an older release created them
+            client.command(
+                f"ALTER TABLE {table} RESET SETTING "
+                "min_compress_block_size, max_compress_block_size, merge_max_block_size"
+            )
+            ((ddl,),) = client.query(f"SHOW CREATE TABLE {table}").result_rows
+            assert "max_compress_block_size" not in ddl
+    warehouse.ensure_schema(store)
+    for table in SHARD_TABLES:
+        database, name = table.split(".")
+        ((ddl,),) = store.query_rows(
+            "SELECT create_table_query FROM system.tables WHERE database = {d:String} "
+            "AND name = {n:String}",
+            {"d": database, "n": name},
+        )
+        for setting in BLOCK_SETTINGS:
+            assert setting in ddl, (table, ddl)
+
+
+def _heap_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+def test_trim_hands_freed_heap_back_to_the_os() -> None:
+    """What a session frees stays in the process unless trimmed (see write/heap.py)."""
+    if heap._glibc() is None:
+        pytest.skip("not glibc: trim does nothing here")
+    held = [bytearray(1024) for _ in range(40_000)]  # ~42 MB from malloc (over pymalloc's 512 B)
+    pinned = bytearray(1024)  # allocated after them: the heap's top cannot shrink past it
+    del held
+    before = _heap_mb()
+    heap.trim()
+    assert before - _heap_mb() > 20, "malloc_trim returned less than half of ~42 MB freed"
+    assert len(pinned) == 1024
