@@ -42,7 +42,8 @@ def one_arena() -> None:
 
 
 def trim() -> None:
-    """Return the heap's free pages to the OS (glibc ``malloc_trim``; about a millisecond)."""
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``: 2.7 ms on a heap with
+    ~30 MB freed in holes, next to nothing when there is nothing to return)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

@@ -23,7 +23,7 @@ ORDER BY raw_id;
 -- The block settings of this table and the three a shard run writes (goldsky_payouts, id_ledger,
 -- resolutions_external_ingest): the embedded engine runs inside a shard process, and every column
 -- it reads, writes or merges holds a buffer of one compression block (1 MiB by default, reached
--- once a column file outgrows it: the cause of a shard's heap growing with the backfill's size).
+-- once a column file outgrows it: one reason a shard's heap grew with the backfill's size).
 -- 64 KiB blocks and 2,048-row merge blocks, measured replaying one 125,203-id shard's sessions
 -- on a 1,000,000-id store: ledger insert +44 -> +34 MB, ingest +62 -> +42 MB, a merge of
 -- each shared table +38 -> +21 MB.
