@@ -309,8 +309,7 @@ def _fetch_shard(
                 ),
             },
         ) from exc
-    with store.session():
-        warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
+    warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
     outcomes = dict(progress.outcomes)
     return dg.MaterializeResult(
         metadata={

@@ -127,12 +127,11 @@ def staged_rules(
     run slices, from one pass of counts (checks/staged_counts.sql once per slice)."""
     rows = distinct = rejected = 0
     duplicates: list[tuple[str, int]] = []
-    runs: dict[tuple[int, str], None] = {}
     for run_slice in warehouse.each_slice(store, slices):
         n, d, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
         rows, distinct, rejected = rows + int(n), distinct + int(d), rejected + int(r)
         duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
-        runs[(run_slice["shard"], run_slice["run_id"])] = None
+    runs = dict.fromkeys((run_slice["shard"], run_slice["run_id"]) for run_slice in slices)
     sample = [
         (cid, reason, f"{list(nums)} / {den or '-'}")
         for shard, run_id in runs

@@ -336,12 +336,20 @@ def each_slice(store: ClickHouseStore, slices: Sequence[RunSlice]) -> Iterator[R
         yield run_slice
 
 
+def _run_in_slices(
+    store: ClickHouseStore, name: str, shard: int, run_id: str, parameters: Mapping[str, Any]
+) -> None:
+    """Run ``sql/<name>`` once per slice of a shard run (call inside a session)."""
+    for run_slice in each_slice(store, run_slices(store, shard, run_id)):
+        store.run_file(name, {**run_slice, **parameters})
+
+
 def publish_shard(store: ClickHouseStore, shard: int, run_id: str, generation: str) -> None:
     params = {"shard": shard, "run_id": run_id, "generation": generation}
-    version = new_version()
     with store.session():
-        for run_slice in each_slice(store, run_slices(store, shard, run_id)):
-            store.run_file("shard/publish.sql", {**run_slice, **params, "version": version})
+        _run_in_slices(
+            store, "shard/publish.sql", shard, run_id, {**params, "version": new_version()}
+        )
         store.run_file("shard/record_run.sql", params)
 
 
@@ -384,10 +392,8 @@ def latest_shard_run(store: ClickHouseStore, shard: int) -> tuple[str, str] | No
 
 
 def ingest_shard(store: ClickHouseStore, shard: int, run_id: str) -> None:
-    version = new_version()
     with store.session():
-        for run_slice in each_slice(store, run_slices(store, shard, run_id)):
-            store.run_file("ingest/load_shard.sql", {**run_slice, "version": version})
+        _run_in_slices(store, "ingest/load_shard.sql", shard, run_id, {"version": new_version()})
 
 
 def ingest_table_rows(store: ClickHouseStore) -> int:
