@@ -7,6 +7,9 @@ the engine (and the file lock other processes wait on) released before the rows 
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from filelock import FileLock, Timeout
 
@@ -149,3 +152,40 @@ def test_trim_hands_freed_heap_back_to_the_os() -> None:
     heap.trim()
     assert before - _heap_mb() > 20, "malloc_trim returned less than half of ~42 MB freed"
     assert len(pinned) == 1024
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_engine_opens_leave_no_move_or_fetch_threads(store: ClickHouseStore) -> None:
+    """Every engine open leaves its background executors' threads behind (see
+    EMBEDDED_ENGINE_OPTIONS); only the merge and cleanup executors get any."""
+    warehouse.ensure_schema(store)  # MergeTree tables: their executors start on every open
+    store.query_rows("SELECT 1")
+    before, opens = _threads(), 6
+    for _ in range(opens):
+        store.query_rows("SELECT 1")
+    left = (_threads() - before) / opens
+    assert left < 4, f"{left:.1f} threads left behind per engine open (merges 2, cleanup 1)"
+
+
+def test_background_merges_still_run(store: ClickHouseStore) -> None:
+    """The merge executor keeps its threads: parts written one by one are merged in the
+    background, without an OPTIMIZE."""
+    warehouse.ensure_schema(store)
+    parts_sql = (
+        "SELECT count() FROM system.parts WHERE active AND database = 'payout_backfill' "
+        "AND table = 'missing_condition_ids'"
+    )
+    with store.session() as client:
+        for part in range(6):
+            client.insert(
+                "payout_backfill.missing_condition_ids",
+                [(f"{part:02x}{i:062x}", 0, GENERATION) for i in range(100)],
+                column_names=["condition_id", "shard", "generation"],
+            )
+        deadline = time.monotonic() + 60
+        while (parts := client.query(parts_sql).result_rows[0][0]) > 1:
+            assert time.monotonic() < deadline, f"{parts} parts still unmerged after 60 s"
+            time.sleep(0.2)
