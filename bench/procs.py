@@ -154,7 +154,7 @@ class TreeSampler:
         """The forkserver itself, not one of its forks: forks keep its command line, so the
         test is that the parent's command line is not a forkserver's."""
         known = self.peaks.get(proc.pid)
-        if known is not None:
+        if known is not None and known.role != "other":
             return known.role == "forkserver"
         try:
             return _FORKSERVER in " ".join(proc.cmdline()) and _FORKSERVER not in " ".join(
@@ -179,10 +179,15 @@ class TreeSampler:
 
     def _sample(self, proc: psutil.Process, forkservers: set[int], now: float) -> None:
         peak = self.peaks.get(proc.pid)
-        if peak is None:
+        # A process first seen between its fork and its exec still shows its parent's command
+        # line (the forkserver, seen that early, looked like "other" and so did every run it
+        # forked), so "other" is decided again until it is something else; what was sampled
+        # before the exec was the parent's image, and is dropped.
+        if peak is None or peak.role == "other":
             role = self._role(proc, forkservers)
-            peak = ProcessPeak(proc.pid, role, role, now, now)
-            self.peaks[proc.pid] = peak
+            if peak is None or role != "other":
+                peak = ProcessPeak(proc.pid, role, role, now, now)
+                self.peaks[proc.pid] = peak
         if peak.role == "run" and not peak.label.endswith(".log"):
             target = _stdout_target(proc.pid)  # the launcher points fd 1 at logs/<key>.log
             if target.endswith(".log"):
