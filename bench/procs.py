@@ -23,6 +23,10 @@ import psutil
 
 STOP_GRACE_S = 10.0
 _FORKSERVER = "multiprocessing.forkserver"
+# A process first seen between its fork and its exec still shows its parent's command line (the
+# forkserver, seen that early, looked like "other", and so did every run it forked). An exec
+# follows its fork within milliseconds, so "other" is decided again for this long only.
+_EXEC_GRACE_S = 1.0
 
 
 def stop_group(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
@@ -108,6 +112,10 @@ class ProcessPeak:
     def to_json(self) -> dict[str, Any]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
+    def settled(self, now: float) -> bool:
+        """Whether the role is final (see ``_EXEC_GRACE_S``)."""
+        return self.role != "other" or now - self.first_seen_s > _EXEC_GRACE_S
+
 
 @dataclass
 class TreeSampler:
@@ -140,9 +148,9 @@ class TreeSampler:
                 tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 return
-            forkservers = {pid for pid, p in self.peaks.items() if p.role == "forkserver"}
-            forkservers |= {p.pid for p in tree if self._is_forkserver(p)}
             now = time.monotonic() - self.started
+            forkservers = {pid for pid, p in self.peaks.items() if p.role == "forkserver"}
+            forkservers |= {p.pid for p in tree if self._is_forkserver(p, now)}
             for proc in tree:
                 try:
                     self._sample(proc, forkservers, now)
@@ -150,11 +158,11 @@ class TreeSampler:
                     continue  # it exited between listing and reading
             self._stop.wait(self.interval_s)
 
-    def _is_forkserver(self, proc: psutil.Process) -> bool:
+    def _is_forkserver(self, proc: psutil.Process, now: float) -> bool:
         """The forkserver itself, not one of its forks: forks keep its command line, so the
         test is that the parent's command line is not a forkserver's."""
         known = self.peaks.get(proc.pid)
-        if known is not None and known.role != "other":
+        if known is not None and known.settled(now):
             return known.role == "forkserver"
         try:
             return _FORKSERVER in " ".join(proc.cmdline()) and _FORKSERVER not in " ".join(
@@ -179,11 +187,8 @@ class TreeSampler:
 
     def _sample(self, proc: psutil.Process, forkservers: set[int], now: float) -> None:
         peak = self.peaks.get(proc.pid)
-        # A process first seen between its fork and its exec still shows its parent's command
-        # line (the forkserver, seen that early, looked like "other" and so did every run it
-        # forked), so "other" is decided again until it is something else; what was sampled
-        # before the exec was the parent's image, and is dropped.
-        if peak is None or peak.role == "other":
+        if peak is None or not peak.settled(now):
+            # what was sampled before the exec was the parent's image, and is dropped
             role = self._role(proc, forkservers)
             if peak is None or role != "other":
                 peak = ProcessPeak(proc.pid, role, role, now, now)
