@@ -111,7 +111,6 @@ SHARD_TABLES = (
 def test_a_store_made_before_the_block_settings_gets_them(store: ClickHouseStore) -> None:
     """The small compression blocks bound what a shard's engine holds per column (see
     sql/ddl/pipeline.sql); a store whose tables were created without them gets them too."""
-    warehouse.create_source_tables(store)
     warehouse.ensure_schema(store)
     with store.session() as client:
         for table in SHARD_TABLES:  # the tables as an older release created them
