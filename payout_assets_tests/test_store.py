@@ -174,14 +174,13 @@ def test_engine_opens_leave_no_move_or_fetch_threads(store: ClickHouseStore) -> 
     )
 
 
-def test_background_merges_still_run(store: ClickHouseStore) -> None:
-    """The merge executor keeps its threads: parts written one by one are merged in the
-    background, without an OPTIMIZE."""
-    warehouse.ensure_schema(store)
-    parts_sql = (
-        "SELECT count() FROM system.parts WHERE active AND database = 'payout_backfill' "
-        "AND table = 'missing_condition_ids'"
-    )
+_PARTS_SQL = (
+    "SELECT count() FROM system.parts WHERE active AND database = 'payout_backfill' "
+    "AND table = 'missing_condition_ids'"
+)
+
+
+def _write_six_parts(store: ClickHouseStore) -> None:
     with store.session() as client:
         for part in range(6):
             client.insert(
@@ -189,7 +188,36 @@ def test_background_merges_still_run(store: ClickHouseStore) -> None:
                 [(f"{part:02x}{i:062x}", 0, GENERATION) for i in range(100)],
                 column_names=["condition_id", "shard", "generation"],
             )
+
+
+def _wait_for_merges(store: ClickHouseStore) -> None:
+    with store.session() as client:
         deadline = time.monotonic() + 60
-        while (parts := client.query(parts_sql).result_rows[0][0]) > 1:
+        while (parts := client.query(_PARTS_SQL).result_rows[0][0]) > 1:
             assert time.monotonic() < deadline, f"{parts} parts still unmerged after 60 s"
             time.sleep(0.2)
+
+
+def test_background_merges_still_run(store: ClickHouseStore) -> None:
+    """The merge executor keeps its threads: parts written one by one are merged in the
+    background, without an OPTIMIZE."""
+    warehouse.ensure_schema(store)
+    _write_six_parts(store)
+    _wait_for_merges(store)
+
+
+def test_a_shard_store_leaves_merges_to_the_next_merging_store(store: ClickHouseStore) -> None:
+    """``merges=False`` (the per-shard steps): the engine runs no merge while the shard holds
+    it, so no merge's memory lands in a shard process; the next store that merges (the
+    snapshot or view run) merges what it wrote."""
+    warehouse.ensure_schema(store)
+    shard_store = ClickHouseStore(store.dsn, merges=False)
+    _write_six_parts(shard_store)
+    with shard_store.session() as client:
+        pool = client.query(
+            "SELECT value FROM system.server_settings WHERE name = 'background_pool_size'"
+        ).result_rows[0][0]
+        time.sleep(3)  # a merging engine merges six small parts well within this
+        parts = client.query(_PARTS_SQL).result_rows[0][0]
+    assert (pool, parts) == ("0", 6)
+    _wait_for_merges(store)

@@ -239,7 +239,7 @@ def goldsky_payouts(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, goldsky: GoldskyResource
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
-    store = clickhouse.store()
+    store = clickhouse.store(merges=False)
     shard_lock = store.named_lock(context.partition_key)
     try:
         shard_lock.acquire(timeout=0)
@@ -347,7 +347,7 @@ def resolutions_external_ingest(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
-    with clickhouse.held() as store:
+    with clickhouse.held(merges=False) as store:
         warehouse.ensure_schema(store)
         latest = warehouse.shard_run_to_ingest(store, shard, context.run.run_id)
         if latest is None:

@@ -106,7 +106,7 @@ def goldsky_payouts_checks(
     # Two engine sessions: the counts in one, and the rows the pandera model validates are
     # spooled in another and validated with the engine released (rules.payout_rules), so other
     # shards' writers wait for reads only, never for pandera.
-    with clickhouse.held() as store:
+    with clickhouse.held(merges=False) as store:
         slices = _run_slices(context, store)
         counted = rules.staged_rules(store, slices, max_rejected_share())
     results = [*rules.payout_rules(store, slices, staged=True), *counted]
@@ -129,7 +129,7 @@ def goldsky_payouts_checks(
 def resolutions_external_ingest_checks(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    with clickhouse.held() as store:  # two engine sessions, as for goldsky_payouts' checks
+    with clickhouse.held(merges=False) as store:  # two sessions, as for goldsky_payouts' checks
         slices = _run_slices(context, store)
         unique = rules.ingested_unique(store, slices)
     yield from _results(resolutions_external_ingest, [*rules.payout_rules(store, slices), unique])

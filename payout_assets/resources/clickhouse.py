@@ -24,14 +24,17 @@ class ClickHouseResource(dg.ConfigurableResource):
         default=900.0, description="How long a process waits for the embedded store's file lock."
     )
 
-    def store(self) -> ClickHouseStore:
-        return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s)
+    def store(self, merges: bool = True) -> ClickHouseStore:
+        """``merges=False`` for the per-shard steps: their processes then never run a merge of
+        the shared tables, which would put the merge's memory in a shard (see
+        ``NO_MERGES_OPTIONS``); the snapshot and view runs merge what the shards wrote."""
+        return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s, merges=merges)
 
     @contextmanager
-    def held(self) -> Iterator[ClickHouseStore]:
+    def held(self, merges: bool = True) -> Iterator[ClickHouseStore]:
         """A store whose engine stays open for the whole block: for short steps that run many
         statements (checks, the ingest, the view), so the embedded engine opens once, not per
         statement. Not for long fetch loops, which must let other shard processes in."""
-        store = self.store()
+        store = self.store(merges)
         with store.session():
             yield store
