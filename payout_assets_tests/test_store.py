@@ -221,3 +221,19 @@ def test_a_shard_store_leaves_merges_to_the_next_merging_store(store: ClickHouse
         parts = client.query(_PARTS_SQL).result_rows[0][0]
     assert (pool, parts) == ("0", 6)
     _wait_for_merges(store)
+
+
+def test_the_view_step_merges_what_shard_stores_left(store: ClickHouseStore) -> None:
+    """``merge_shard_writes`` (the view step, no background merges) brings the parts shard runs
+    left in the ingest table down to one, so its whole-table reads do not go part by part."""
+    warehouse.ensure_schema(store)
+    shard_store = ClickHouseStore(store.dsn, merges=False)
+    with shard_store.session() as client:
+        for part in range(6):
+            client.command(
+                "INSERT INTO default.resolutions_external_ingest (condition_id, version) "
+                f"SELECT lower(hex(sipHash128(number))), {part} FROM numbers({part * 50}, 50)"
+            )
+    view_store = ClickHouseStore(store.dsn, merges=False)
+    with view_store.session():
+        assert warehouse.merge_shard_writes(view_store) == (6, 1)

@@ -385,8 +385,10 @@ def resolutions_external_ingest(
 def vw_resolutions_truth(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
-    with clickhouse.held() as store:
+    # no background merges in this session: its OPTIMIZE rounds merge what the shards wrote
+    with clickhouse.held(merges=False) as store:
         warehouse.ensure_schema(store)
+        parts_before, parts_after = warehouse.merge_shard_writes(store)
         summary = warehouse.truth_summary(store)
         total = sum(n for _, n, _ in summary)
         context.log.info(f"vw_resolutions_truth: {total:,} conditions")
@@ -396,6 +398,10 @@ def vw_resolutions_truth(
                 # counted once per backfill here, not by every shard: a FINAL count reads the
                 # whole table, so per shard it cost memory and time that grew with the backfill
                 "resolutions_external_ingest_rows": warehouse.ingest_table_rows(store),
+                "shard_write_parts_merged": md_table(
+                    ["active parts of the ledger and ingest table", ""],
+                    [("before", f"{parts_before:,}"), ("after", f"{parts_after:,}")],
+                ),
                 "by_source": md_table(
                     ["source", "conditions", "split (winning_index = -1)"],
                     [(s, f"{n:,}", f"{k:,}") for s, n, k in summary] or [("-", 0, 0)],

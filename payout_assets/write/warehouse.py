@@ -403,5 +403,22 @@ def ingest_table_rows(store: ClickHouseStore) -> int:
 # -- vw_resolutions_truth -----------------------------------------------------------------------
 
 
+MERGE_ROUNDS = 20  # OPTIMIZE rounds at the most; each must shrink the part count
+
+
+def merge_shard_writes(store: ClickHouseStore) -> tuple[int, int]:
+    """Merge what the shard runs wrote (they do not merge) before whole-table reads, round by
+    round while the part count shrinks (sql/views/merge_shard_writes.sql); returns the active
+    parts before and after. Call it on a store opened with ``merges=False``."""
+    before = parts = int(store.query_file("views/shard_write_parts.sql")[0][0])
+    for _ in range(MERGE_ROUNDS):
+        store.run_file("views/merge_shard_writes.sql")
+        now = int(store.query_file("views/shard_write_parts.sql")[0][0])
+        if now >= parts:
+            break
+        parts = now
+    return before, parts
+
+
 def truth_summary(store: ClickHouseStore) -> list[tuple[str, int, int]]:
     return [(s, int(n), int(k)) for s, n, k in store.query_file("views/truth_summary.sql")]
