@@ -27,7 +27,7 @@ class ClickHouseResource(dg.ConfigurableResource):
     def store(self, merges: bool = True) -> ClickHouseStore:
         """``merges=False`` for the per-shard steps: their processes then never run a merge of
         the shared tables, which would put the merge's memory in a shard (see
-        ``NO_MERGES_OPTIONS``); the snapshot and view runs merge what the shards wrote."""
+        ``NO_MERGES_OPTIONS``); the view step merges what the shards wrote."""
         return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s, merges=merges)
 
     @contextmanager

@@ -64,9 +64,11 @@ EMBEDDED_ENGINE_OPTIONS: dict[str, int] = {
 # What a store opened with ``merges=False`` adds: no merge threads at all. Background merges of
 # the tables every shard writes (the ledger, the ingest table) run in whichever process holds
 # the engine, and a merge of a 1,000,000-id ledger put 30-80 MB of heap, at random, into the
-# shard process that happened to hold it (shard RssAnon 276-359 MB across four 1M-id runs;
-# 264-276 MB with no merges). Shard runs therefore open the engine without merges, and the
-# runs that bracket a backfill (the snapshot and the view) merge what the shards wrote.
+# shard process that happened to hold it (shard RssAnon 276-359 MB across five 1M-id runs;
+# 260-291 MB across six with shards that do not merge). Shard runs therefore open the engine
+# without merges; the view step merges what they wrote (warehouse.merge_shard_writes, on an
+# engine without merges too, so no background merge holds the parts) and the snapshot run's
+# engine merges in the background as any other.
 NO_MERGES_OPTIONS: dict[str, int] = {"background_pool_size": 0}
 
 
