@@ -208,8 +208,9 @@ def test_background_merges_still_run(store: ClickHouseStore) -> None:
 
 def test_a_shard_store_leaves_merges_to_the_next_merging_store(store: ClickHouseStore) -> None:
     """``merges=False`` (the per-shard steps): the engine runs no merge while the shard holds
-    it, so no merge's memory lands in a shard process; the next store that merges (the
-    snapshot or view run) merges what it wrote."""
+    it, so no merge's memory lands in a shard process; the next store opened with background
+    merges (the snapshot run's, say) merges what it wrote. The view step merges with OPTIMIZE
+    instead (``test_the_view_step_merges_what_shard_stores_left``)."""
     warehouse.ensure_schema(store)
     shard_store = ClickHouseStore(store.dsn, merges=False)
     _write_six_parts(shard_store)
