@@ -100,7 +100,9 @@ class ProcessPeak:
 
     pid: int
     role: str  # cli | forkserver | run | resource_tracker | other
-    label: str  # shard-03, refresh_missing_ids, publish_truth_view, or the role
+    label: (
+        str  # shard-03 (a run or its worker), refresh_missing_ids, publish_truth_view, or the role
+    )
     first_seen_s: float
     last_seen_s: float
     peak_rss_mb: float = 0.0  # VmHWM: the kernel's high-water mark
@@ -195,6 +197,8 @@ class TreeSampler:
         if proc.ppid() in forkservers:
             return "run"
         cmdline = " ".join(proc.cmdline())
+        if "payout_assets.worker" in cmdline:
+            return "worker"  # a shard run's fetch, in its own process (Dagster Pipes)
         if "resource_tracker" in cmdline:
             return "resource_tracker"
         if "watch_orphans" in cmdline:
@@ -213,6 +217,10 @@ class TreeSampler:
             target = _stdout_target(proc.pid)  # the launcher points fd 1 at logs/<key>.log
             if target.endswith(".log"):
                 peak.label = os.path.basename(target)
+        if peak.role == "worker" and peak.label == "worker":
+            run = self.peaks.get(proc.ppid())  # a worker is its run's: shard-03's, say
+            if run is not None and run.label.endswith(".log"):
+                peak.label = run.label
         kb = _status_kb(proc.pid)
         cpu = proc.cpu_times()
         peak.last_seen_s = now

@@ -95,8 +95,9 @@ class Outcome:
     error: str | None = None
     log_dir: str = ""
 
-    def shard_peaks(self) -> list[ProcessPeak]:
-        return [p for p in self.processes if p.role == "run" and p.label.startswith("shard-")]
+    def shard_peaks(self, roles: tuple[str, ...] = ("run", "worker")) -> list[ProcessPeak]:
+        """A shard's processes: its Dagster run and the fetch worker the run starts."""
+        return [p for p in self.processes if p.role in roles and p.label.startswith("shard-")]
 
     def peak(self, label: str) -> ProcessPeak | None:
         found = [p for p in self.processes if p.label == label]
@@ -578,16 +579,20 @@ def build_report(
         for label in ("cli", "forkserver", "refresh_missing_ids"):
             p = o.peak(label)
             cells.append(_mem(p) if p else "-")
-        if shards:
+        for role in ("run", "worker"):
+            procs = o.shard_peaks((role,))
             cells.append(
                 " / ".join(
-                    f"{_f(min(getattr(p, a) for p in shards), 0)}-{_f(max(getattr(p, a) for p in shards), 0)}"
+                    f"{_f(min(getattr(p, a) for p in procs), 0)}-{_f(max(getattr(p, a) for p in procs), 0)}"
                     for a in ("peak_rss_mb", "peak_anon_mb", "peak_private_mb")
                 )
+                if procs
+                else "-"
             )
-            cells.append(_f(max(p.cpu_s for p in shards), 1))
-        else:
-            cells += ["-", "-"]
+        cpu: dict[str, float] = {}
+        for p in shards:
+            cpu[p.label] = cpu.get(p.label, 0.0) + p.cpu_s
+        cells.append(_f(max(cpu.values()), 1) if cpu else "-")
         p = o.peak("publish_truth_view")
         cells.append(_mem(p) if p else "-")
         mem_rows.append(cells)
@@ -598,7 +603,8 @@ def build_report(
             "forkserver",
             "missing_condition_ids run",
             "shard runs (min-max)",
-            "shard CPU s (max)",
+            "their fetch workers (min-max)",
+            "shard CPU s, run + worker (max)",
             "view run",
         ],
         mem_rows,
@@ -776,7 +782,9 @@ def build_report(
             "## Peak memory, MB: RSS (VmHWM) / anon (RssAnon) / private (Private_Dirty)\n\n"
             "A fork's RssAnon includes the forkserver's heap, shared copy-on-write; private is "
             "what the process alone holds. RSS - anon is mostly the embedded engine's library, "
-            "file-backed and shared.\n\n" + memory,
+            "file-backed and shared. A shard is two processes: its Dagster run (a fork) and the "
+            "fetch worker the run starts (a new process without Dagster); the per-shard targets "
+            "take the larger of the two.\n\n" + memory,
             "## ClickHouse write throughput\n\n" + ingest_md,
             ("## Scaling\n\n" + scaling) if scaling else "",
         ]

@@ -49,6 +49,24 @@ class ShardProgress:
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
 
+    def summary(self) -> str:
+        """The progress line a person reads in the run's log."""
+        rate = self.done_ids / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (
+            f"shard-{self.shard:02d}: {self.done_ids:,}/{self.total_ids:,} ids, "
+            f"{self.batches} batches, {dict(self.outcomes)}, {rate:,.0f} ids/s"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """What the fetch worker reports back to the Dagster step (plain JSON types)."""
+        return {
+            "done_ids": self.done_ids,
+            "batches": self.batches,
+            "outcomes": dict(self.outcomes),
+            "rejected_sample": [list(pair) for pair in self.rejected_sample],
+            "seconds": round(self.elapsed_s, 2),
+        }
+
 
 class ShardFailed(RuntimeError):
     """A batch failed after its retries; carries the batch's ids for the failure metadata."""

@@ -78,6 +78,7 @@ class Pipeline:
             "clickhouse": ClickHouseResource(dsn=self.store.dsn),
             "goldsky": GoldskyResource(**goldsky),
             "id_source": IdSourceResource(ids_file=str(self.ids_file) if self.ids_file else None),
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
         }
 
     def materialize(

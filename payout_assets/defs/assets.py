@@ -7,7 +7,10 @@ Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) r
 of every id that entered, so nothing is lost without a trace.
 """
 
+import dataclasses
 import os
+import sys
+from typing import Any, NoReturn
 
 import dagster as dg
 from filelock import Timeout
@@ -19,7 +22,6 @@ from payout_assets.fetch.errors import PermanentGoldskyError
 from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.resources.goldsky import GoldskyResource
 from payout_assets.resources.id_source import IdSourceResource
-from payout_assets.shard import ShardFailed, ShardProgress, run_shard
 from payout_assets.validate.ids import InvalidId, normalize_condition_id
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
@@ -199,26 +201,6 @@ def _skip_unchanged(
     }
 
 
-def _report_progress(context: dg.AssetExecutionContext, progress: ShardProgress) -> None:
-    rate = progress.done_ids / progress.elapsed_s if progress.elapsed_s > 0 else 0.0
-    context.log.info(
-        f"shard-{progress.shard:02d}: {progress.done_ids:,}/{progress.total_ids:,} ids, "
-        f"{progress.batches} batches, {dict(progress.outcomes)}, {rate:,.0f} ids/s"
-    )
-    context.log_event(
-        dg.AssetObservation(
-            asset_key=context.asset_key,
-            partition=context.partition_key,
-            metadata={
-                "done_ids": progress.done_ids,
-                "total_ids": progress.total_ids,
-                "batches": progress.batches,
-                "ids_per_second": round(rate, 1),
-            },
-        )
-    )
-
-
 @dg.asset(
     group_name=GROUP,
     owners=OWNERS,
@@ -231,12 +213,16 @@ def _report_progress(context: dg.AssetExecutionContext, progress: ShardProgress)
         "row is validated (pandera PayoutRow) before it is written to the staging table "
         "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
         "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
-        "of the run is kept; re-running the shard replaces its rows."
+        "of the run is kept; re-running the shard replaces its rows. The fetch runs in a "
+        "Dagster Pipes worker process without Dagster (payout_assets/worker.py)."
     ),
     metadata=table_name("payout_backfill.goldsky_payouts"),
 )
 def goldsky_payouts(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, goldsky: GoldskyResource
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    goldsky: GoldskyResource,
+    pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
     store = clickhouse.store(merges=False)
@@ -247,20 +233,25 @@ def goldsky_payouts(
         context.log.info(f"another run of {context.partition_key} is in progress; waiting for it")
         shard_lock.acquire()
     try:
-        return _fetch_shard(context, store, goldsky, shard)
+        return _fetch_shard(context, clickhouse, store, goldsky, pipes_subprocess_client, shard)
     finally:
         shard_lock.release()
 
 
 def _fetch_shard(
     context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
     store: ClickHouseStore,
     goldsky: GoldskyResource,
+    pipes_client: dg.PipesSubprocessClient,
     shard: int,
 ) -> dg.MaterializeResult:
     """The body of ``goldsky_payouts``, run while holding the shard's lock: no other run of this
     shard is alive, so staging partitions nobody published are debris of a killed run, and the
-    snapshot read here is the newest one (a backfill started meanwhile is not missed)."""
+    snapshot read here is the newest one (a backfill started meanwhile is not missed).
+
+    The fetch itself runs in ``payout_assets.worker``, a process without Dagster (see there
+    why); this step records its failure, whether the worker reported one or died."""
     with store.session():
         warehouse.ensure_schema(store)
         snapshot = warehouse.current_snapshot(store)
@@ -272,60 +263,76 @@ def _fetch_shard(
             f"missing_condition_ids was split into {snapshot.shard_count} shards but PAYOUT_SHARDS is "
             f"{shard_count()}: re-materialise missing_condition_ids with the current PAYOUT_SHARDS"
         )
+    report: dict[str, Any] = {}
     try:
-        with goldsky.client(context.log) as client:
-            progress = run_shard(
-                store,
-                client,
-                shard,
-                context.run.run_id,
-                snapshot,
-                on_progress=lambda p: _report_progress(context, p),
-                log=context.log,
-            )
-            requests, retries = client.requests_sent, client.retries
-    except Exception as exc:
-        failed_ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
-        with store.session():
-            warehouse.drop_staged_run(store, shard, context.run.run_id)
-            warehouse.fail_shard(
-                store, shard, context.run.run_id, snapshot.generation, f"shard run failed: {exc}"
-            )
-            warehouse.record_states(
-                store,
-                snapshot.generation,
-                context.run.run_id,
-                [(c, "failed", str(exc), shard) for c in failed_ids],
-            )
-        raise dg.Failure(
-            description=f"{context.partition_key} failed: {exc}",
-            metadata={
-                "error": str(exc),
-                "failed_batch_size": len(failed_ids),
-                "failed_batch_all_ids": dg.MetadataValue.json(list(failed_ids)),
-                "failed_batch_ids": dg.MetadataValue.md(
-                    "\n".join(f"- `{c}`" for c in failed_ids[:50])
-                    or "(no batch: the shard failed before fetching)"
-                ),
+        invocation = pipes_client.run(
+            command=[sys.executable, "-m", "payout_assets.worker"],
+            context=context,
+            extras={
+                "parent_pid": os.getpid(),
+                "shard": shard,
+                "snapshot": dataclasses.asdict(snapshot),
+                "clickhouse": {"dsn": clickhouse.dsn, "lock_timeout_s": clickhouse.lock_timeout_s},
+                "goldsky": goldsky.settings().to_json(),
             },
-        ) from exc
-    warehouse.publish_shard(store, shard, context.run.run_id, snapshot.generation)
-    outcomes = dict(progress.outcomes)
+        )
+        report = next(iter(invocation.get_custom_messages()), {})
+    except dg.DagsterPipesExecutionError as exc:
+        report = {"failed": {"error": f"the fetch worker died: {exc}", "condition_ids": []}}
+    if "done" not in report:
+        failed = report.get("failed", {"error": "the fetch worker sent no report"})
+        _record_failure(context, store, shard, snapshot, failed)
+    done = report["done"]
+    outcomes = done["outcomes"]
     return dg.MaterializeResult(
         metadata={
-            "dagster/partition_row_count": progress.done_ids,
+            "dagster/partition_row_count": done["done_ids"],
             "outcomes": counts_table(outcomes, label="outcome"),
             "resolved": outcomes.get("resolved", 0),
             "rejected": outcomes.get("rejected", 0),
-            "requests": requests,
-            "retries": retries,
-            "batches": progress.batches,
+            "requests": done["requests"],
+            "retries": done["retries"],
+            "batches": done["batches"],
             "snapshot_block": snapshot.block_number,
-            "seconds": round(progress.elapsed_s, 2),
+            "seconds": done["seconds"],
             "rejected_sample": md_table(
-                ["condition_id", "reason"], progress.rejected_sample or [("-", "-")]
+                ["condition_id", "reason"], done["rejected_sample"] or [("-", "-")]
             ),
         }
+    )
+
+
+def _record_failure(
+    context: dg.AssetExecutionContext,
+    store: ClickHouseStore,
+    shard: int,
+    snapshot: Snapshot,
+    failed: dict[str, Any],
+) -> NoReturn:
+    """Drop the run's staged rows, record the shard and the failed batch's ids as failed in the
+    ledger, and fail the step with that batch in the metadata."""
+    error = failed["error"]
+    failed_ids: list[str] = failed.get("condition_ids", [])
+    run_id = context.run.run_id
+    with store.session():
+        warehouse.drop_staged_run(store, shard, run_id)
+        warehouse.fail_shard(
+            store, shard, run_id, snapshot.generation, f"shard run failed: {error}"
+        )
+        warehouse.record_states(
+            store, snapshot.generation, run_id, [(c, "failed", error, shard) for c in failed_ids]
+        )
+    raise dg.Failure(
+        description=f"{context.partition_key} failed: {error}",
+        metadata={
+            "error": error,
+            "failed_batch_size": len(failed_ids),
+            "failed_batch_all_ids": dg.MetadataValue.json(failed_ids),
+            "failed_batch_ids": dg.MetadataValue.md(
+                "\n".join(f"- `{c}`" for c in failed_ids[:50])
+                or "(no batch: the shard failed before fetching)"
+            ),
+        },
     )
 
 

@@ -1,6 +1,7 @@
 """Resource bindings (read from the environment, see the README) and the executor."""
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -21,6 +22,11 @@ def _number(name: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+# dg.PipesSubprocessClient itself calls a preview API of Dagster 1.13 (expected_writer_count) and
+# would print a PreviewWarning into every shard run's log; the warning is about Dagster's code.
+warnings.filterwarnings("ignore", message=".*expected_writer_count", category=dg.PreviewWarning)
 
 
 @dg.definitions
@@ -51,5 +57,8 @@ def resources() -> dg.Definitions:
                 **secret_or_none,
             ),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
+            # goldsky_payouts fetches in a worker without Dagster (payout_assets/worker.py);
+            # its stdout and stderr go to the run's own.
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
     )

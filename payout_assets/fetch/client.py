@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -115,6 +115,16 @@ class ClientSettings:
             raise ValueError(f"GOLDSKY_MAX_RPS must be positive, got {self.max_rps}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON for the fetch worker's Pipes context (``payout_assets.worker``); it holds
+        the secrets, so it goes only to the worker's context file, which is private and
+        deleted when the worker exits, never to logs."""
+        return {**asdict(self), "dialect": self.dialect.value, "headers": dict(self.headers)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClientSettings:
+        return cls(**{**data, "dialect": Dialect(data["dialect"])})
 
 
 @cache

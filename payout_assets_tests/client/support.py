@@ -4,6 +4,7 @@ of what ended up in ClickHouse and in the simulator's traffic log."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -158,6 +159,16 @@ def fetch_failure(result: dg.ExecuteInProcessResult) -> tuple[str, dict[str, Any
     assert failure is not None and failure.user_failure_data is not None, "no dg.Failure raised"
     data = failure.user_failure_data
     return str(data.description), {k: getattr(v, "value", v) for k, v in data.metadata.items()}
+
+
+def retry_delays(pipeline: Pipeline, result: dg.ExecuteInProcessResult) -> list[float]:
+    """Every backoff the client announced in the run's log ("retrying in 1.00s"): the fetch
+    runs in the worker process, and its log lines reach the run's log through Dagster Pipes."""
+    return [
+        float(m.group(1))
+        for entry in pipeline.instance.all_logs(result.run_id)
+        if (m := re.search(r"retrying in ([0-9.]+)s", entry.user_message))
+    ]
 
 
 def payout_requests(sim: Simulator) -> list[Any]:

@@ -27,8 +27,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from gql import gql
-from graphql import validate
 
 import payout_assets.fetch.client as client_module
 from payout_assets.fetch.client import ClientSettings, Dialect, GoldskyClient
@@ -59,6 +57,7 @@ from payout_assets_tests.client.support import (
     wait_for,
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
+from payout_assets_tests.worker_patches import document_without_first, patch_worker
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.1, "max_rps": 500.0, "timeout_s": 5.0}
 UINT256_MAX = 2**256 - 1
@@ -605,17 +604,6 @@ def test_in_flight_requests_per_shard_are_bounded_by_concurrency(
 # -- the original scripts' bug: no `first` ---------------------------------------------------------
 
 
-def document_without_first() -> Any:
-    """The pnl batch query exactly as shipped, minus ``first`` (what the original scripts sent)."""
-    text = (Path(client_module.__file__).parent / "queries" / "payouts_pnl.graphql").read_text()
-    for part in ("$first: Int!, ", "first: $first, "):
-        assert part in text, f"payouts_pnl.graphql changed shape: {part!r} not found"
-        text = text.replace(part, "")
-    document = gql(text).document
-    assert not validate(client_module._schema(Dialect.PNL), document)
-    return document
-
-
 def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     snapshot_pipeline: Pipeline,
     sim: Simulator,
@@ -625,13 +613,7 @@ def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     """Regression guard for the bug that lost ~90% of resolutions: with ``first`` removed the
     backfill "succeeds", graph-node caps each batch at 100 rows, and the exact-set comparison
     every test here makes fails. The client itself refuses such a document at start-up."""
-    no_first = document_without_first()
-    original = client_module._document
-
-    def patched(name: str, dialect: Dialect) -> Any:
-        return no_first if name == "payouts_pnl" else original(name, dialect)
-
-    monkeypatch.setattr(client_module, "_document", patched)
+    patch_worker(monkeypatch, no_first=True)  # the fetch runs in the worker process
 
     result = fetch_and_ingest(snapshot_pipeline, "shard-00")
 
@@ -648,7 +630,9 @@ def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     assert counts["not_found"] > UNKNOWN  # lost rows masquerade as ids the subgraph lacks
 
     with pytest.raises(PermanentGoldskyError, match="without `first`"):
-        client_module._require_first("payouts_pnl", no_first, client_module._schema(Dialect.PNL))
+        client_module._require_first(
+            "payouts_pnl", document_without_first(), client_module._schema(Dialect.PNL)
+        )
 
 
 def test_shipped_queries_pass_the_first_guard() -> None:

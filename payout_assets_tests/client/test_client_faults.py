@@ -15,14 +15,12 @@ Tests run one shard (``PAYOUT_SHARDS=1``) unless shards are the point.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from payout_assets.fetch.client import GoldskyClient
 from payout_assets.simulator import (
     FaultKind,
     Simulator,
@@ -44,23 +42,10 @@ from payout_assets_tests.client.support import (
     ingested_blocks,
     input_ids,
     ledger,
+    retry_delays,
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every backoff the client asked to sleep, recorded without changing the sleep."""
-    recorded: list[float] = []
-    original = GoldskyClient._sleep
-
-    def recording_sleep(self: GoldskyClient, seconds: float) -> None:
-        recorded.append(seconds)
-        original(self, seconds)
-
-    monkeypatch.setattr(GoldskyClient, "_sleep", recording_sleep)
-    return recorded
-
+from payout_assets_tests.worker_patches import patch_worker, staging_log_entries
 
 # -- one test per transient failure mode -----------------------------------------------------------
 
@@ -97,7 +82,6 @@ def test_transient_fault_is_retried_and_lands_exactly_the_right_rows(
     snapshot_pipeline: Pipeline,
     sim: Simulator,
     template: Template,
-    sleeps: list[float],
     kind: FaultKind,
     params: dict[str, Any],
     overrides: dict[str, Any],
@@ -119,8 +103,8 @@ def test_transient_fault_is_retried_and_lands_exactly_the_right_rows(
     stats = assert_traffic_was_clean(sim, template.ids, template.block)
     assert stats["faults"] == {str(kind): FAULTED_REQUESTS}  # every injected fault was met
     assert fetch_metadata(result)["retries"] >= FAULTED_REQUESTS
-    if params.get("retry_after"):
-        assert max(sleeps) >= params["retry_after"]  # Retry-After honoured, not just backoff
+    if params.get("retry_after"):  # Retry-After honoured, not just backoff
+        assert max(retry_delays(snapshot_pipeline, result)) >= params["retry_after"]
 
 
 def test_random_faults_of_every_kind_still_land_exactly_the_right_rows(
@@ -173,17 +157,10 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
     its failure metadata and ledger, keeps no staged or ingested row, and shard-00 is untouched.
     Clearing the fault and re-running shard-01 alone completes the backfill."""
     monkeypatch.setenv("PAYOUT_SHARDS", "2")
-    # Small flushes, so the failing run has staged rows by the time its last batch gives up.
-    monkeypatch.setattr("payout_assets.shard.FLUSH_ROWS", 100)
-    staged: list[tuple[int, str, int]] = []  # (shard, run_id, rows) of every staging insert
-    original_stage = warehouse.stage_rows
-
-    def spy_stage(st: ClickHouseStore, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            staged.append((int(rows[0][0]), str(rows[0][1]), len(rows)))
-        original_stage(st, rows)
-
-    monkeypatch.setattr(warehouse, "stage_rows", spy_stage)
+    # Small flushes, so the failing run has staged rows by the time its last batch gives up;
+    # every staging insert of the fetch workers is logged as (shard, run_id, rows).
+    staging_log = tmp_path / "staging.jsonl"
+    patch_worker(monkeypatch, flush_rows=100, staging_log=staging_log)
     ids = input_ids(sim, known=600, unknown=20)
     pipeline = Pipeline(
         store=store,
@@ -222,6 +199,7 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
     assert rule.fired == 3  # the failing batch was asked exactly max_attempts times
 
     run_id = result.run_id
+    staged = staging_log_entries(staging_log)
     assert any(s == 1 and run == run_id and n > 0 for s, run, n in staged)  # rows were staged...
     assert (
         store.query_rows("SELECT count() FROM payout_backfill.goldsky_payouts WHERE shard = 1")[0][

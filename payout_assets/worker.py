@@ -1,0 +1,88 @@
+"""``python -m payout_assets.worker``: one shard's fetch, validation and staging, run through
+Dagster Pipes in a process that never imports Dagster.
+
+Why a separate process: a shard run is a fork of a process that holds all of Dagster, its
+instance and the code location, 143 MB of heap before any work. The fetch is the longest and
+largest part of a shard (its batches, its flushes, the engine sessions that stage and publish
+them), and here it runs in a process that imports only what it needs: about 80 MB before the
+engine loads. The Dagster step (``goldsky_payouts``) prepares the shard under its lock, starts
+this process with ``dg.PipesSubprocessClient``, streams its log lines into the run's log, and
+turns its report into the materialization, or into the failure it records in the ledger (also
+when this process dies without a report).
+
+The report is one Pipes custom message: ``{"done": ...}`` with the shard's counts, or
+``{"failed": {"error": ..., "condition_ids": [...]}}`` with the batch that failed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import os
+import signal
+import sys
+from typing import Any
+
+from dagster_pipes import PipesContext, open_dagster_pipes
+
+from payout_assets.fetch.client import ClientSettings, GoldskyClient
+from payout_assets.shard import ShardProgress, run_shard
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore
+from payout_assets.write.warehouse import Snapshot
+
+_PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
+# Modules the worker imports before it starts, comma-separated: how the benchmark's regression
+# emulation (bench.nofirst) and the tests' injected faults reach a process that is started
+# afresh, where a patch applied in the run process cannot follow.
+PRELOAD_ENV = "PAYOUT_WORKER_PRELOAD"
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when the run process that started it dies (Linux).
+
+    A run killed with SIGKILL (a stopped backfill, an OOM kill) cannot pass the signal on, and an
+    orphaned worker would go on fetching and writing for a run that is already over. The parent
+    may have died before the call took effect, hence the check after it."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def fetch(pipes: PipesContext) -> dict[str, Any]:
+    """Fetch, validate, stage and publish the shard the Pipes context names."""
+    shard = int(pipes.get_extra("shard"))
+    run_id = pipes.run_id
+    snapshot = Snapshot(**pipes.get_extra("snapshot"))
+    store = ClickHouseStore(**pipes.get_extra("clickhouse"), merges=False)
+    settings = ClientSettings.from_json(pipes.get_extra("goldsky"))
+    try:
+        with GoldskyClient(settings, log=pipes.log) as client:
+            progress: ShardProgress = run_shard(
+                store,
+                client,
+                shard,
+                run_id,
+                snapshot,
+                on_progress=lambda p: pipes.log.info(p.summary()),
+                log=pipes.log,
+            )
+            requests, retries = client.requests_sent, client.retries
+        warehouse.publish_shard(store, shard, run_id, snapshot.generation)
+    except BaseException as exc:  # a termination (SIGINT) is reported like any failure
+        ids = getattr(exc, "condition_ids", ())
+        return {"failed": {"error": str(exc) or type(exc).__name__, "condition_ids": list(ids)}}
+    return {"done": {**progress.to_json(), "requests": requests, "retries": retries}}
+
+
+def main() -> None:
+    for module in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
+        importlib.import_module(module.strip())
+    with open_dagster_pipes() as pipes:
+        die_with_parent(int(pipes.get_extra("parent_pid")))
+        pipes.report_custom_message(fetch(pipes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Test patches for the fetch worker, applied in the worker process itself.
+
+The worker (``payout_assets.worker``) is a new process started by Dagster Pipes, so pytest's
+``monkeypatch`` in the test process cannot reach it. A test calls :func:`patch_worker`, which
+names this module in ``PAYOUT_WORKER_PRELOAD`` and puts the patches in an environment variable;
+the worker imports this module before it starts, and the import applies them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gql import gql
+from graphql import validate
+
+from payout_assets.fetch import client as client_module
+from payout_assets.worker import PRELOAD_ENV
+
+PATCHES_ENV = "PAYOUT_TEST_WORKER_PATCHES"
+
+
+def patch_worker(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    flush_rows: int | None = None,
+    slice_ids: int | None = None,
+    staging_log: Path | None = None,
+    no_first: bool = False,
+) -> None:
+    """Patch the fetch worker of every run this test starts.
+
+    ``flush_rows`` / ``slice_ids`` replace ``shard.FLUSH_ROWS`` / ``warehouse.SLICE_IDS``;
+    ``staging_log`` gets one JSON line ``[shard, run_id, rows]`` per staging insert;
+    ``no_first`` makes the client send its payout query without ``first``."""
+    patches = {
+        "flush_rows": flush_rows,
+        "slice_ids": slice_ids,
+        "staging_log": str(staging_log) if staging_log else None,
+        "no_first": no_first,
+    }
+    monkeypatch.setenv(PRELOAD_ENV, __name__)
+    monkeypatch.setenv(PATCHES_ENV, json.dumps(patches))
+
+
+def document_without_first() -> Any:
+    """The pnl batch query exactly as shipped, minus ``first`` (what the original scripts sent)."""
+    text = (Path(client_module.__file__).parent / "queries" / "payouts_pnl.graphql").read_text()
+    for part in ("$first: Int!, ", "first: $first, "):
+        assert part in text, f"payouts_pnl.graphql changed shape: {part!r} not found"
+        text = text.replace(part, "")
+    document = gql(text).document
+    assert not validate(client_module._schema(client_module.Dialect.PNL), document)
+    return document
+
+
+def staging_log_entries(path: Path) -> list[tuple[int, str, int]]:
+    if not path.exists():
+        return []
+    return [tuple(json.loads(line)) for line in path.read_text().splitlines()]  # type: ignore[misc]
+
+
+def _apply(patches: dict[str, Any]) -> None:
+    from payout_assets import shard
+    from payout_assets.write import warehouse
+
+    if patches.get("flush_rows"):
+        shard.FLUSH_ROWS = int(patches["flush_rows"])
+    if patches.get("slice_ids"):
+        warehouse.SLICE_IDS = int(patches["slice_ids"])
+    if patches.get("staging_log"):
+        log = Path(patches["staging_log"])
+        original_stage = warehouse.stage_rows
+
+        def spy_stage(store: Any, rows: Any) -> None:
+            if rows:
+                with log.open("a") as out:
+                    out.write(json.dumps([int(rows[0][0]), str(rows[0][1]), len(rows)]) + "\n")
+            original_stage(store, rows)
+
+        warehouse.stage_rows = spy_stage  # type: ignore[assignment]
+    if patches.get("no_first"):
+        original, no_first = client_module._document, document_without_first()
+
+        def patched(name: str, dialect: client_module.Dialect) -> Any:
+            return no_first if name == "payouts_pnl" else original(name, dialect)
+
+        client_module._document = patched  # type: ignore[assignment]
+
+
+if PATCHES_ENV in os.environ:
+    _apply(json.loads(os.environ[PATCHES_ENV]))
