@@ -45,7 +45,7 @@ import psutil
 
 from bench.baseline import run_baseline
 from bench.procs import ProcessPeak, TreeSampler, stop_group
-from bench.sim import VENV_BIN, SimulatorProcess
+from bench.sim import PIPELINE_BIN, VENV_BIN, SimulatorProcess
 from payout_assets.simulator import Universe
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -168,10 +168,16 @@ def _child_env(sc: Scenario, home: Path, url: str, ids_file: Path, tmp: Path) ->
     return env
 
 
+def _pipeline_env() -> str:
+    if PIPELINE_BIN == VENV_BIN:
+        return ".venv (the development environment: run `make bench` for a production install)"
+    return ".venv-bench (a production install: no dev packages)"
+
+
 def _command(sc: Scenario) -> list[str]:
     if sc.regression == "no-first":
-        return [str(VENV_BIN / "python"), "-m", "bench.regress", "no-first", "run"]
-    command = [str(VENV_BIN / "payout-backfill"), "run"]
+        return [str(PIPELINE_BIN / "python"), "-m", "bench.regress", "no-first", "run"]
+    command = [str(PIPELINE_BIN / "payout-backfill"), "run"]
     if sc.regression == "serial":
         command += ["--parallel", "1"]
     return command
@@ -772,6 +778,7 @@ def build_report(
             f"# payout-backfill benchmark\n\n`{command.strip()}` on {os.cpu_count()} cores, "
             f"code at {git_state['head'][:10]}"
             f"{' + uncommitted changes' if git_state['status'] else ''}, "
+            f"the backfill run from {_pipeline_env()}, "
             f"latency {args.latency_ms:g} ms ± {args.jitter_ms:g} ms, server-side rate limit = "
             f"GOLDSKY_MAX_RPS; floor = ceil(ids/1000) / max_rps + latency; fixed = wall - floor "
             f"of the `fixed` scenario ({args.fixed_ids:,} ids); baseline = 4 workers, one request "
@@ -795,6 +802,7 @@ def build_report(
         "git": git_state,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu_count": os.cpu_count(),
+        "pipeline_env": _pipeline_env(),
         "fixed_startup_s": fixed_s,
         "targets": [
             dict(zip(["target", "measured", "limit", "status", "missed_by"], t, strict=True))

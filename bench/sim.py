@@ -20,7 +20,15 @@ from typing import Any
 
 from bench.procs import stop_group
 
-VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+# The backfill under test runs from a production install of the project when there is one
+# (``make bench`` makes it: ``uv sync --no-dev`` into .venv-bench), not from the development
+# environment, whose test-only packages change what the pipeline's processes load: pandera
+# imports hypothesis on its first validation when it is installed, +12 MB in each process that
+# validates (measured with ``-X importtime`` and RssAnon around one ``rule_failures`` call).
+BENCH_VENV = ROOT / ".venv-bench"
+PIPELINE_BIN = BENCH_VENV / "bin" if (BENCH_VENV / "bin" / "payout-backfill").exists() else VENV_BIN
 START_TIMEOUT_S = 60.0
 
 
