@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +31,21 @@ def patch_worker(
     slice_ids: int | None = None,
     staging_log: Path | None = None,
     no_first: bool = False,
+    die_after_staging: bool = False,
 ) -> None:
     """Patch the fetch worker of every run this test starts.
 
     ``flush_rows`` / ``slice_ids`` replace ``shard.FLUSH_ROWS`` / ``warehouse.SLICE_IDS``;
     ``staging_log`` gets one JSON line ``[shard, run_id, rows]`` per staging insert;
-    ``no_first`` makes the client send its payout query without ``first``."""
+    ``no_first`` makes the client send its payout query without ``first``;
+    ``die_after_staging`` SIGKILLs the worker once its first rows are staged (a worker that
+    dies without a report, as the kernel's OOM killer would leave it)."""
     patches = {
         "flush_rows": flush_rows,
         "slice_ids": slice_ids,
         "staging_log": str(staging_log) if staging_log else None,
         "no_first": no_first,
+        "die_after_staging": die_after_staging,
     }
     monkeypatch.setenv(PRELOAD_ENV, __name__)
     monkeypatch.setenv(PATCHES_ENV, json.dumps(patches))
@@ -82,6 +87,14 @@ def _apply(patches: dict[str, Any]) -> None:
             original_stage(store, rows)
 
         warehouse.stage_rows = spy_stage  # type: ignore[assignment]
+    if patches.get("die_after_staging"):
+        stage = warehouse.stage_rows
+
+        def stage_then_die(store: Any, rows: Any) -> None:
+            stage(store, rows)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        warehouse.stage_rows = stage_then_die  # type: ignore[assignment]
     if patches.get("no_first"):
         original, no_first = client_module._document, document_without_first()
 

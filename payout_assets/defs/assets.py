@@ -277,8 +277,8 @@ def _fetch_shard(
             },
         )
         report = next(iter(invocation.get_custom_messages()), {})
-    except dg.DagsterPipesExecutionError as exc:
-        report = {"failed": {"error": f"the fetch worker died: {exc}", "condition_ids": []}}
+    except Exception as exc:  # the worker exited non-zero or could not start: no report
+        report = {"failed": {"error": f"the fetch worker failed: {exc}", "condition_ids": []}}
     if "done" not in report:
         failed = report.get("failed", {"error": "the fetch worker sent no report"})
         _record_failure(context, store, shard, snapshot, failed)

@@ -25,6 +25,7 @@ from payout_assets.simulator import (
     FaultKind,
     Simulator,
 )
+from payout_assets.worker import PRELOAD_ENV
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets_tests.client.support import (
@@ -141,6 +142,47 @@ def test_random_faults_of_every_kind_still_land_exactly_the_right_rows(
     stats = assert_traffic_was_clean(sim, template.ids, template.block)
     assert sum(stats["faults"].values()) >= 2  # the storm did happen
     assert fetch_metadata(result)["retries"] >= sum(stats["faults"].values())
+
+
+# -- a fetch worker that dies -----------------------------------------------------------------------
+
+
+def test_a_fetch_worker_that_dies_fails_the_shard_and_keeps_nothing(
+    snapshot_pipeline: Pipeline,
+    sim: Simulator,
+    template: Template,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker is SIGKILLed right after its first staging write, so it sends no report: the
+    run still records the shard as failed, drops the rows the worker staged, and fails the step
+    with the worker's exit. Re-running the shard completes the backfill."""
+    staging_log = tmp_path / "staging.jsonl"
+    patch_worker(monkeypatch, flush_rows=100, staging_log=staging_log, die_after_staging=True)
+    store = snapshot_pipeline.store
+
+    result = fetch_and_ingest(snapshot_pipeline, "shard-00")
+
+    assert not result.success
+    description, metadata = fetch_failure(result)
+    assert "the fetch worker failed" in description and "code -9" in description
+    assert metadata["failed_batch_size"] == 0
+    assert [(s, run) for s, run, _ in staging_log_entries(staging_log)] == [(0, result.run_id)]
+    staged = "SELECT count() FROM payout_backfill.goldsky_payouts WHERE shard = 0"
+    assert store.query_rows(staged)[0][0] == 0  # the worker's rows went with its run
+    states = ledger(store, template.generation)
+    assert {state for state, _ in states.values()} == {"failed"}
+    assert all("the fetch worker failed" in reason for _, reason in states.values())
+
+    monkeypatch.delenv(PRELOAD_ENV)
+    rerun = fetch_and_ingest(snapshot_pipeline, "shard-00")
+
+    assert rerun.success
+    expected = expected_payouts(sim, template.ids, template.block)
+    assert ingested(store) == expected
+    assert warehouse.state_counts(store, template.generation) == clean_counts(
+        expected, KNOWN, UNKNOWN
+    )
 
 
 # -- a batch that keeps failing --------------------------------------------------------------------
