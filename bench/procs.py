@@ -99,10 +99,8 @@ class ProcessPeak:
     """One process of the tree: what it was and the most memory it held."""
 
     pid: int
-    role: str  # cli | forkserver | run | resource_tracker | other
-    label: (
-        str  # shard-03 (a run or its worker), refresh_missing_ids, publish_truth_view, or the role
-    )
+    role: str  # cli | forkserver | run | worker | run_helper | resource_tracker | other
+    label: str  # shard-03 (a run or its worker), refresh_missing_ids, ..., or the role
     first_seen_s: float
     last_seen_s: float
     peak_rss_mb: float = 0.0  # VmHWM: the kernel's high-water mark
