@@ -45,10 +45,9 @@ import psutil
 
 from bench.baseline import run_baseline
 from bench.procs import ProcessPeak, TreeSampler, stop_group
-from bench.sim import PIPELINE_BIN, VENV_BIN, SimulatorProcess
+from bench.sim import PIPELINE_BIN, PROJECT_ROOT, VENV_BIN, SimulatorProcess
 from payout_assets.simulator import Universe
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_FIRST = 1000
 SEED = 11
 # Targets of issue 6

@@ -20,14 +20,14 @@ from typing import Any
 
 from bench.procs import stop_group
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 # The backfill under test runs from a production install of the project when there is one
 # (``make bench`` makes it: ``uv sync --no-dev`` into .venv-bench), not from the development
 # environment, whose test-only packages change what the pipeline's processes load: pandera
 # imports hypothesis on its first validation when it is installed, +12 MB in each process that
 # validates (measured with ``-X importtime`` and RssAnon around one ``rule_failures`` call).
-BENCH_VENV = ROOT / ".venv-bench"
+BENCH_VENV = PROJECT_ROOT / ".venv-bench"
 PIPELINE_BIN = BENCH_VENV / "bin" if (BENCH_VENV / "bin" / "payout-backfill").exists() else VENV_BIN
 START_TIMEOUT_S = 60.0
 
@@ -83,7 +83,7 @@ class SimulatorProcess:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 self.args,
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=PROJECT_ROOT,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
