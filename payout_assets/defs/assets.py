@@ -263,7 +263,6 @@ def _fetch_shard(
             f"missing_condition_ids was split into {snapshot.shard_count} shards but PAYOUT_SHARDS is "
             f"{shard_count()}: re-materialise missing_condition_ids with the current PAYOUT_SHARDS"
         )
-    report: dict[str, Any] = {}
     try:
         invocation = pipes_client.run(
             command=[sys.executable, "-m", "payout_assets.worker"],
@@ -276,7 +275,7 @@ def _fetch_shard(
                 "goldsky": goldsky.settings().to_json(),
             },
         )
-        report = next(iter(invocation.get_custom_messages()), {})
+        report: dict[str, Any] = next(iter(invocation.get_custom_messages()), {})
     except Exception as exc:  # the worker exited non-zero or could not start: no report
         report = {"failed": {"error": f"the fetch worker failed: {exc}", "condition_ids": []}}
     if "done" not in report:
