@@ -10,6 +10,7 @@ of every id that entered, so nothing is lost without a trace.
 import dataclasses
 import os
 import sys
+import warnings
 from typing import Any, NoReturn
 
 import dagster as dg
@@ -264,17 +265,28 @@ def _fetch_shard(
             f"{shard_count()}: re-materialise missing_condition_ids with the current PAYOUT_SHARDS"
         )
     try:
-        invocation = pipes_client.run(
-            command=[sys.executable, "-m", "payout_assets.worker"],
-            context=context,
-            extras={
-                "parent_pid": os.getpid(),
-                "shard": shard,
-                "snapshot": dataclasses.asdict(snapshot),
-                "clickhouse": {"dsn": clickhouse.dsn, "lock_timeout_s": clickhouse.lock_timeout_s},
-                "goldsky": goldsky.settings().to_json(),
-            },
-        )
+        with warnings.catch_warnings():
+            # Dagster 1.13's own Pipes client calls one of its preview APIs and would print a
+            # PreviewWarning into every shard run's log; the warning is about Dagster's code.
+            # (A module-level filter does not last: Dagster loads definitions inside its own
+            # catch_warnings block, which drops filters added meanwhile.)
+            warnings.filterwarnings(
+                "ignore", message=".*expected_writer_count", category=dg.PreviewWarning
+            )
+            invocation = pipes_client.run(
+                command=[sys.executable, "-m", "payout_assets.worker"],
+                context=context,
+                extras={
+                    "parent_pid": os.getpid(),
+                    "shard": shard,
+                    "snapshot": dataclasses.asdict(snapshot),
+                    "clickhouse": {
+                        "dsn": clickhouse.dsn,
+                        "lock_timeout_s": clickhouse.lock_timeout_s,
+                    },
+                    "goldsky": goldsky.settings().to_json(),
+                },
+            )
         report: dict[str, Any] = next(iter(invocation.get_custom_messages()), {})
     except Exception as exc:  # the worker exited non-zero or could not start: no report
         report = {"failed": {"error": f"the fetch worker failed: {exc}", "condition_ids": []}}

@@ -1,7 +1,6 @@
 """Resource bindings (read from the environment, see the README) and the executor."""
 
 import os
-import warnings
 
 import dagster as dg
 
@@ -22,11 +21,6 @@ def _number(name: str, default: float) -> float:
         return float(raw) if raw else default
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
-
-
-# dg.PipesSubprocessClient itself calls a preview API of Dagster 1.13 (expected_writer_count) and
-# would print a PreviewWarning into every shard run's log; the warning is about Dagster's code.
-warnings.filterwarnings("ignore", message=".*expected_writer_count", category=dg.PreviewWarning)
 
 
 @dg.definitions
