@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from hypothesis import settings
 
 from payout_assets.defs import assets, checks
 from payout_assets.defs.partitions import shard_partitions
@@ -20,6 +21,11 @@ from payout_assets.resources.id_source import IdSourceResource
 from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
+
+# The property tests time the libraries they exercise (pandera, Fraction), not this project's
+# code: a per-example deadline only measures how loaded the machine is.
+settings.register_profile("payout", deadline=None)
+settings.load_profile("payout")
 
 ALL_CHECKS = [
     checks.goldsky_payouts_checks,
