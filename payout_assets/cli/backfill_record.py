@@ -88,7 +88,10 @@ class BackfillRecord:
 
     def attach(self, instance: dg.DagsterInstance) -> None:
         self.instance = instance
-        close_abandoned(instance)
+        try:
+            close_abandoned(instance)
+        except Exception as exc:  # earlier records stay as they were; this run goes on
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def tags(self, partition: str | None = None) -> dict[str, str]:
         """The tags of one of its runs: the backfill id (the UI's grouping) and the partition."""
