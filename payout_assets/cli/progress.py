@@ -181,7 +181,8 @@ class Progress:
         if not keys:
             yield
             return
-        store = ClickHouseStore(configured_dsn(), lock_timeout_s=LOCK_TIMEOUT_S)
+        # No background merges in this process's short sessions (as in the shards' own).
+        store = ClickHouseStore(configured_dsn(), lock_timeout_s=LOCK_TIMEOUT_S, merges=False)
         stop = threading.Event()
 
         def loop() -> None:
