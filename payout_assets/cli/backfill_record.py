@@ -9,7 +9,9 @@ partitions not yet in its ``requested_subset``, so the record is written with
 has nothing to launch and only follows the runs' materialisations, as it does for its own.
 
 The record is stored once one of its runs exists and is unfinished: a ``REQUESTED`` backfill
-with no run in flight would be judged stalled by the daemon and closed as failed. While shards
+with no run in flight would be judged stalled by the daemon and closed as failed. (A daemon tick
+landing in the milliseconds between one run's end and the next run's start could still do so;
+the CLI's next write, when a run ends, and its final one put the record right.) While shards
 run the CLI refreshes what is materialised or failed as each run ends (so the page shows
 progress without a daemon), and at the end writes the final status itself:
 ``COMPLETED_SUCCESS`` when every targeted partition was materialised, ``COMPLETED_FAILED``
