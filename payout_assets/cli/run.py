@@ -39,8 +39,7 @@ class RunOutcome:
     view_ok: bool = False
     log_dir: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-
-    backfill_id: str | None = None
+    backfill_id: str | None = None  # the UI's record of this run (cli/backfill_record.py)
 
     @property
     def ok(self) -> bool:
