@@ -18,6 +18,7 @@ from payout_assets.defs.partitions import shard_index, shard_key
 from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
+from payout_assets_tests.backfills_ui import backfills, statuses_by_asset, ui_graphql
 from payout_assets_tests.cli_helpers import (
     cli,
     dagster,
@@ -109,9 +110,11 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     todo, todo_ids = _unfinished_shards(env, store)
     assert todo and served_before > 0, "the kill must land while shards are fetching"
 
-    assert run(cli("run"), env, log, timeout=300) == 0, log.read_text()[-3000:]
+    json_log = tmp_path / "resume.jsonl"
+    assert run(cli("run", "--json"), env, json_log, timeout=300) == 0, json_log.read_text()[-3000:]
     stats = sim.traffic.stats()
     assert _ingested(store) == _expected(sim, store)
+    _assert_json_progress(json_log, todo, todo_ids)
     # The resume fetched exactly the shards not checkpointed at the kill, each id once; the
     # shards already done were not fetched again.
     assert stats["ids_served"] - served_before == todo_ids, (todo, log.read_text()[-3000:])
@@ -132,6 +135,61 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     assert run(cli("run"), {**env, "PAYOUT_INCREMENTAL": "0"}, log, timeout=300) == 0
     unresolved = counts.get("unresolved", 0) + counts.get("not_found", 0)
     assert sim.traffic.stats()["ids_served"] - before == unresolved
+    _assert_backfills_page(env, todo)
+
+
+def _assert_json_progress(json_log: Path, todo: list[str], todo_ids: int) -> None:
+    """`run --json`: one JSON object a line, progress ticks for the shards it ran (ids done of
+    the ids they hold, never going back), and a final summary."""
+    lines = [line for line in json_log.read_text().splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in lines]
+    ticks = [e for e in events if e["event"] == "progress"]
+    assert ticks, json_log.read_text()[-3000:]
+    for tick in ticks:
+        assert [s["shard"] for s in tick["shards"]] == todo
+        assert tick["total"] == todo_ids
+    for shard in todo:
+        done = [next(s for s in t["shards"] if s["shard"] == shard)["done"] for t in ticks]
+        assert done == sorted(done), (shard, done)
+    last = ticks[-1]
+    assert last["done"] == todo_ids and last["eta_s"] == 0
+    assert all(s["state"] == "done" and s["done"] == s["total"] for s in last["shards"])
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["ok"] is True
+    assert summary["shards_run"] == todo and summary["shards_failed"] == []
+    assert "pending" not in summary["ledger"] and sum(summary["ledger"].values()) > 0
+
+
+def _assert_backfills_page(env: dict[str, str], resumed: list[str]) -> None:
+    """The UI's Backfills page: one backfill per `payout-backfill run` (the killed one closed as
+    canceled by the next run), each with its shards and runs."""
+    with ui_graphql(env) as (query, _instance, _workspace):
+        shown = backfills(query)
+    assert len(shown) == 4, [(b["id"], b["status"]) for b in shown]
+    killed, resume, *later = reversed(shown)  # newest first on the page
+    every = [shard_key(i) for i in range(SHARDS)]
+    assert killed["status"] == "CANCELED" and sorted(killed["partitionNames"]) == every
+    assert sorted(resume["partitionNames"]) == resumed
+    for backfill in [resume, *later]:
+        assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+        assert backfill["title"] == "payout-backfill run" and backfill["unfinishedRuns"] == []
+        partitions = sorted(backfill["partitionNames"])
+        assert backfill["numPartitions"] == len(partitions)
+        per_asset = statuses_by_asset(backfill)
+        for asset in ("goldsky_payouts", "resolutions_external_ingest"):
+            assert per_asset[asset]["numPartitionsTargeted"] == len(partitions)
+            assert per_asset[asset]["numPartitionsMaterialized"] == len(partitions)
+            assert per_asset[asset]["numPartitionsFailed"] == 0
+        assert per_asset["vw_resolutions_truth"]["materialized"]
+        # its runs: one per shard, the view, and the snapshot when it took one
+        runs = backfill["runs"]
+        assert all(r["status"] == "SUCCESS" for r in runs)
+        run_partitions = sorted(
+            t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/partition"
+        )
+        assert run_partitions == partitions
+        assert len(runs) == len(partitions) + 1 + ("missing_condition_ids" in per_asset)
+    assert all(sorted(b["partitionNames"]) == every for b in later)
 
 
 def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> None:

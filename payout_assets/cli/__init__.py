@@ -12,13 +12,20 @@ from payout_assets.config import dagster_home, default_clickhouse_dsn
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
+    from payout_assets.cli.progress import Progress
     from payout_assets.cli.report import ledger_counts, render_table, summary_rows
     from payout_assets.cli.run import run_backfill
     from payout_assets.write.store import ClickHouseStore
 
-    outcome = run_backfill(fresh=args.fresh, max_parallel=args.parallel)
+    progress = Progress.for_stdout(args.json)
+    outcome = run_backfill(
+        fresh=args.fresh, max_parallel=args.parallel, say=progress.say, progress=progress
+    )
     store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
     _, counts = ledger_counts(store)
+    if args.json:
+        progress.summary(outcome.as_summary(counts))
+        return 0 if outcome.ok else 1
     extra = {f"seconds: {k}": f"{v:.1f}" for k, v in outcome.seconds.items()}
     print(render_table(summary_rows(counts, extra)))
     print("OK" if outcome.ok else f"FAILED (logs: {outcome.log_dir})")
@@ -97,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--parallel", type=int, default=None, help="shard processes at once (default: all)"
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line on stdout: messages, progress ticks, a final summary",
     )
     run.set_defaults(func=_cmd_run)
 

@@ -3,6 +3,10 @@
 With no GOLDSKY_ENDPOINT set (this machine cannot reach Goldsky), it also starts the local
 simulator with the demo's universe, and seeds the embedded store like the demo when it has no
 ``trades_raw`` yet, so a newcomer can launch a backfill of every shard from the UI at once.
+
+``dagster dev`` and the simulator run in process groups of their own, so this process owns their
+shutdown: Ctrl+C, SIGTERM (``kill``, a service manager) and SIGHUP (its terminal closed) all stop
+both groups, every member of them, before it exits; nothing is left running.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from contextlib import suppress
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from payout_assets.cli.demo import DEMO_IDS, demo_simulator_config, seed_store
 from payout_assets.cli.run import ensure_home
@@ -20,9 +28,48 @@ from payout_assets.simulator import Universe
 from payout_assets.write.store import ClickHouseStore
 
 BIN = Path(sys.executable).parent
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+GRACE_S = 10.0
 
 
-def _start_simulator() -> tuple[subprocess.Popen[str], str]:
+class Stop(Exception):
+    """SIGTERM or SIGHUP arrived: leave through the same cleanup as Ctrl+C."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
+    """SIGTERM to ``proc``'s whole process group (dagster dev passes it on to its webserver,
+    daemon, code servers and runs), up to ``grace_s`` for every member to exit, then SIGKILL to
+    whatever is left of the group, whether or not its leader has exited."""
+    pgid = proc.pid
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader, so only live members keep the group
+        if not _group_alive(pgid):
+            return
+        time.sleep(0.1)
+    with suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+
+
+def _start_simulator(started: list[subprocess.Popen[Any]]) -> str:
     config = demo_simulator_config()
     proc = subprocess.Popen(
         [
@@ -43,19 +90,38 @@ def _start_simulator() -> tuple[subprocess.Popen[str], str]:
         text=True,
         start_new_session=True,
     )
+    started.append(proc)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
-        proc.kill()
         raise RuntimeError(f"the simulator did not start: {url!r}")
-    return proc, url
+    return url
 
 
 def run_dev(port: int) -> int:
+    """Serve until dagster dev exits or Ctrl+C / SIGTERM / SIGHUP; then stop everything."""
     home = ensure_home()
-    simulator: subprocess.Popen[str] | None = None
+    started: list[subprocess.Popen[Any]] = []
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        return _serve(home, port, started)
+    except (KeyboardInterrupt, Stop):
+        return 0
+    finally:
+        for sig in (*STOP_SIGNALS, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+        for proc in reversed(started):
+            stop_group(proc)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _serve(home: Path, port: int, started: list[subprocess.Popen[Any]]) -> int:
+    """Start the simulator (when no endpoint is set) and dagster dev, then wait for dagster dev.
+    Each process goes into ``started`` as soon as it exists, for ``run_dev`` to stop."""
     if not os.environ.get("GOLDSKY_ENDPOINT"):
-        simulator, url = _start_simulator()
+        url = _start_simulator(started)
         os.environ["GOLDSKY_ENDPOINT"] = url
         print(f"GOLDSKY_ENDPOINT unset: serving the local simulator at {url}")
         store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
@@ -69,15 +135,5 @@ def run_dev(port: int) -> int:
         env={**os.environ, "DAGSTER_HOME": str(home)},
         start_new_session=True,
     )
-    try:
-        return dagster.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for proc in (dagster, simulator):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+    started.append(dagster)
+    return dagster.wait()

@@ -67,12 +67,12 @@ def warm_up() -> None:
     gc.freeze()
 
 
-def _run(job_name: str, partition: str | None, log_path: str) -> None:
+def _run(job_name: str, partition: str | None, log_path: str, extra_tags: dict[str, str]) -> None:
     """Worker body: execute one job, exit 0 only if the run (and its blocking checks) passed."""
     with open(log_path, "ab", buffering=0) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    tags = {"dagster/partition": partition} if partition else {}
+    tags = {**extra_tags, **({"dagster/partition": partition} if partition else {})}
     result = dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=_instance(), tags=tags)
     sys.stdout.flush()
     os._exit(0 if result.success else 1)
@@ -89,10 +89,15 @@ def _forkserver() -> mp.context.ForkServerContext:
     return _context
 
 
-def start(job_name: str, partition: str | None, log_path: Path) -> BaseProcess:
-    """Start one run in its own process; ``exitcode`` is 0 when it succeeded."""
+def start(
+    job_name: str, partition: str | None, log_path: Path, tags: dict[str, str] | None = None
+) -> BaseProcess:
+    """Start one run in its own process; ``exitcode`` is 0 when it succeeded. ``tags`` are added
+    to the run's (the CLI's backfill id, see ``payout_assets.cli.backfill_record``)."""
     process = _forkserver().Process(
-        target=_run, args=(job_name, partition, str(log_path)), name=partition or job_name
+        target=_run,
+        args=(job_name, partition, str(log_path), dict(tags or {})),
+        name=partition or job_name,
     )
     process.start()
     return process

@@ -8,20 +8,26 @@ Run it again after a failure or a kill and it resumes: shards already done for t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from payout_assets.cli import launcher
+from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints
 from payout_assets.config import PROJECT_ROOT, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
+
+if TYPE_CHECKING:
+    from payout_assets.cli.progress import Progress
 
 
 @dataclass
@@ -33,13 +39,33 @@ class RunOutcome:
     view_ok: bool = False
     log_dir: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    backfill_id: str | None = None  # the UI's record of this run (cli/backfill_record.py)
 
     @property
     def ok(self) -> bool:
         return not self.shards_failed and self.view_ok
 
+    def as_summary(self, counts: Mapping[str, int]) -> dict[str, Any]:
+        """The outcome and the ledger's counts per state, as ``run --json`` prints it last."""
+        return {
+            "ok": self.ok,
+            "new_snapshot": self.new_snapshot,
+            "shards_total": self.shards_total,
+            "shards_run": self.shards_run,
+            "shards_failed": self.shards_failed,
+            "view_ok": self.view_ok,
+            "backfill_id": self.backfill_id,
+            "log_dir": str(self.log_dir) if self.log_dir else None,
+            "ledger": dict(counts),
+            "seconds": self.seconds,
+        }
 
-def _wait_all(procs: dict[str, BaseProcess], say: Callable[[str], None]) -> dict[str, int]:
+
+def _wait_all(
+    procs: dict[str, BaseProcess],
+    say: Callable[[str], None],
+    on_tick: Callable[[dict[str, int]], None] | None = None,
+) -> dict[str, int]:
     codes: dict[str, int] = {}
     try:
         while len(codes) < len(procs):
@@ -48,6 +74,8 @@ def _wait_all(procs: dict[str, BaseProcess], say: Callable[[str], None]) -> dict
                     codes[name] = proc.exitcode
                     state = "done" if proc.exitcode == 0 else f"FAILED (exit {proc.exitcode})"
                     say(f"  {name}: {state} ({len(codes)}/{len(procs)})")
+            if on_tick is not None:
+                on_tick(codes)
             time.sleep(0.1)
     except BaseException:
         for proc in procs.values():
@@ -57,8 +85,9 @@ def _wait_all(procs: dict[str, BaseProcess], say: Callable[[str], None]) -> dict
     return codes
 
 
-def _one(job: str, log_dir: Path, say: Callable[[str], None]) -> bool:
-    return _wait_all({job: launcher.start(job, None, log_dir / f"{job}.log")}, say)[job] == 0
+def _one(job: str, log_dir: Path, say: Callable[[str], None], record: BackfillRecord) -> bool:
+    proc = launcher.start(job, None, log_dir / f"{job}.log", record.tags())
+    return _wait_all({job: proc}, say, record.tick)[job] == 0
 
 
 def ensure_home() -> Path:
@@ -73,9 +102,36 @@ def ensure_home() -> Path:
 
 
 def run_backfill(
-    fresh: bool = False, max_parallel: int | None = None, say: Callable[[str], None] = print
+    fresh: bool = False,
+    max_parallel: int | None = None,
+    say: Callable[[str], None] = print,
+    progress: Progress | None = None,
 ) -> RunOutcome:
-    """Materialise the snapshot (when needed), every shard not yet done, then the view."""
+    """Materialise the snapshot (when needed), every shard not yet done, then the view; the UI
+    shows the whole invocation as one backfill (``payout_assets.cli.backfill_record``) and
+    ``progress`` reports the shards' ids done while they run."""
+    record = BackfillRecord()
+    try:
+        outcome = _run_backfill(fresh, max_parallel, say, record, progress)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            record.finish(interrupted=True)
+        raise
+    try:
+        record.finish()
+        outcome.backfill_id = record.backfill_id
+    except Exception as exc:  # the UI's record only; the backfill itself is done
+        say(f"note: the UI's Backfills page does not show this run ({type(exc).__name__}: {exc})")
+    return outcome
+
+
+def _run_backfill(
+    fresh: bool,
+    max_parallel: int | None,
+    say: Callable[[str], None],
+    record: BackfillRecord,
+    progress: Progress | None,
+) -> RunOutcome:
     home = ensure_home()
     keys = [shard_key(i) for i in range(shard_count())]
     log_dir = home / "logs" / time.strftime("%Y%m%d-%H%M%S")
@@ -84,6 +140,10 @@ def run_backfill(
     since, checkpoints = shard_checkpoints(instance, keys)
     resume = since is not None and not fresh and not all(c.done for c in checkpoints)
     outcome = RunOutcome(new_snapshot=not resume, shards_total=len(keys), log_dir=log_dir)
+    record.attach(instance)
+    record.expect(
+        snapshot=not resume, shards=[c.key for c in checkpoints if not (resume and c.done)]
+    )
 
     started = time.monotonic()
     if resume:
@@ -92,7 +152,7 @@ def run_backfill(
         )
     else:
         say("materialising missing_condition_ids (new snapshot)")
-        ok = _one("refresh_missing_ids", log_dir, say)
+        ok = _one("refresh_missing_ids", log_dir, say, record)
         outcome.seconds["missing_condition_ids"] = time.monotonic() - started
         if not ok:
             say(f"missing_condition_ids failed; see {log_dir / 'refresh_missing_ids.log'}")
@@ -105,10 +165,14 @@ def run_backfill(
     shard_start = time.monotonic()
     limit = max_parallel or len(todo) or 1
     codes: dict[str, int] = {}
-    for start in range(0, len(todo), limit):
-        wave = todo[start : start + limit]
-        procs = {k: launcher.start("backfill_shard", k, log_dir / f"{k}.log") for k in wave}
-        codes.update(_wait_all(procs, say))
+    with progress.watching(instance, todo) if progress else contextlib.nullcontext():
+        for start in range(0, len(todo), limit):
+            wave = todo[start : start + limit]
+            procs = {
+                k: launcher.start("backfill_shard", k, log_dir / f"{k}.log", record.tags(k))
+                for k in wave
+            }
+            codes.update(_wait_all(procs, say, lambda done: record.tick({**codes, **done})))
     outcome.seconds["shards"] = time.monotonic() - shard_start
     outcome.shards_run = todo
     outcome.shards_failed = [k for k, c in codes.items() if c != 0]
@@ -119,7 +183,7 @@ def run_backfill(
         return outcome
 
     view_start = time.monotonic()
-    outcome.view_ok = _one("publish_truth_view", log_dir, say)
+    outcome.view_ok = _one("publish_truth_view", log_dir, say, record)
     outcome.seconds["vw_resolutions_truth"] = time.monotonic() - view_start
     outcome.seconds["total"] = time.monotonic() - started
     return outcome
