@@ -13,7 +13,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from payout_assets.cli.progress import Progress
-    from payout_assets.cli.report import ledger_counts, render_table, summary_rows
+    from payout_assets.cli.report import (
+        ledger_counts,
+        open_ids,
+        open_ids_line,
+        render_table,
+        summary_rows,
+    )
     from payout_assets.cli.run import run_backfill
     from payout_assets.write.store import ClickHouseStore
 
@@ -23,13 +29,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
     _, counts = ledger_counts(store)
+    # The ledger, not the runs' exit codes, says whether every id was fetched: runs can all
+    # succeed while the store's newest snapshot holds ids no shard asked for.
+    still_open = open_ids(counts)
+    ok = outcome.ok and bool(counts) and not still_open
     if args.json:
-        progress.summary(outcome.as_summary(counts))
-        return 0 if outcome.ok else 1
+        progress.summary({**outcome.as_summary(counts), "ok": ok, "open_ids": still_open})
+        return 0 if ok else 1
     extra = {f"seconds: {k}": f"{v:.1f}" for k, v in outcome.seconds.items()}
     print(render_table(summary_rows(counts, extra)))
-    print("OK" if outcome.ok else f"FAILED (logs: {outcome.log_dir})")
-    return 0 if outcome.ok else 1
+    if still_open:
+        print(open_ids_line(still_open))
+    print("OK" if ok else f"FAILED (logs: {outcome.log_dir})")
+    return 0 if ok else 1
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -88,6 +100,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of processes, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 1 (shard processes at once), got {value}"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="payout-backfill",
@@ -103,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="take a new snapshot even if a backfill is unfinished"
     )
     run.add_argument(
-        "--parallel", type=int, default=None, help="shard processes at once (default: all)"
+        "--parallel",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="shard processes at once (default: all)",
     )
     run.add_argument(
         "--json",

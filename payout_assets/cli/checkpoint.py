@@ -27,6 +27,13 @@ def latest_materialization(
     return records[0] if records else None
 
 
+def snapshot_run_id(instance: dg.DagsterInstance) -> str | None:
+    """The run of the latest ``missing_condition_ids`` materialisation: the generation the shards'
+    checkpoints are relative to (the asset names its generation after its run)."""
+    missing = latest_materialization(instance, MISSING)
+    return missing.event_log_entry.run_id if missing else None
+
+
 @dataclass(frozen=True)
 class ShardCheckpoint:
     key: str

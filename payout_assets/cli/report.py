@@ -21,6 +21,30 @@ STATE_ORDER = [
 ]
 
 
+# States that mean an id still has to be fetched (or fetched again): a backfill that leaves any
+# id in one of them has not done what it was asked.
+OPEN_STATES = {
+    "pending": "pending (never fetched)",
+    "fetched": "fetched, not yet ingested",
+    "failed": "failed",
+}
+
+
+def open_ids(counts: Mapping[str, int]) -> dict[str, int]:
+    """The ids of the current snapshot that are still open, by state (empty when none is)."""
+    return {state: counts[state] for state in OPEN_STATES if counts.get(state)}
+
+
+def open_ids_line(still_open: Mapping[str, int]) -> str:
+    """One line for the terminal: how many ids are open, in which states, and what to do."""
+    parts = ", ".join(f"{n:,} {OPEN_STATES[s]}" for s, n in still_open.items())
+    return (
+        f"{sum(still_open.values()):,} ids of the current snapshot are still open ({parts}): "
+        "run `payout-backfill run` again to fetch them; `payout-backfill status` shows which "
+        "shards hold them"
+    )
+
+
 def ledger_counts(store: ClickHouseStore) -> tuple[str | None, dict[str, int]]:
     snapshot = warehouse.current_snapshot(store)
     if snapshot is None:

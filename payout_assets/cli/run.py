@@ -22,9 +22,11 @@ import dagster as dg
 
 from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
-from payout_assets.cli.checkpoint import shard_checkpoints
-from payout_assets.config import PROJECT_ROOT, dagster_home, shard_count
+from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
+from payout_assets.config import PROJECT_ROOT, dagster_home, default_clickhouse_dsn, shard_count
 from payout_assets.defs.partitions import shard_key
+from payout_assets.write import warehouse
+from payout_assets.write.store import ClickHouseStore, StoreError
 
 if TYPE_CHECKING:
     from payout_assets.cli.progress import Progress
@@ -101,6 +103,36 @@ def ensure_home() -> Path:
     return home
 
 
+def _store_generation() -> str | None:
+    """The generation the store's shards fetch: its newest pinned snapshot (None if it has none
+    or cannot be read; either way there is nothing to resume)."""
+    store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
+    try:
+        snapshot = warehouse.current_snapshot(store)
+    except StoreError:
+        return None
+    return snapshot.generation if snapshot else None
+
+
+def _resumable(instance: dg.DagsterInstance, say: Callable[[str], None]) -> bool:
+    """Whether the instance's checkpoints describe the snapshot the shards would fetch.
+
+    The store pins a snapshot before Dagster records its materialisation, so a snapshot run
+    killed or failed in between (or a refresh that failed after swapping in its ids) leaves the
+    store on a generation the instance's checkpoints know nothing of: shards "done" for the old
+    one never fetched the new one's ids. Such a backfill is not resumed; a new snapshot is taken.
+    """
+    checkpointed = snapshot_run_id(instance)
+    pinned = _store_generation()
+    if checkpointed is None or pinned == checkpointed:
+        return True
+    say(
+        f"the store's newest snapshot ({(pinned or 'none')[:8]}) is not the one Dagster "
+        f"checkpointed ({checkpointed[:8]}): its run did not finish; taking a new snapshot"
+    )
+    return False
+
+
 def run_backfill(
     fresh: bool = False,
     max_parallel: int | None = None,
@@ -139,6 +171,7 @@ def _run_backfill(
     instance = dg.DagsterInstance.get()
     since, checkpoints = shard_checkpoints(instance, keys)
     resume = since is not None and not fresh and not all(c.done for c in checkpoints)
+    resume = resume and _resumable(instance, say)
     outcome = RunOutcome(new_snapshot=not resume, shards_total=len(keys), log_dir=log_dir)
     record.attach(instance)
     record.expect(

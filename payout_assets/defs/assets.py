@@ -118,6 +118,7 @@ def missing_condition_ids(
                 distinct,
             ),
         )
+        warehouse.publish_missing(store, names, generation)
         counts = warehouse.state_counts(store, generation)
         sizes = warehouse.shard_sizes(store)
     to_fetch = counts.get("pending", 0)

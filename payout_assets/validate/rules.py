@@ -298,18 +298,18 @@ def ledger_accounts(store: ClickHouseStore, final: bool) -> RuleResult:
             0
         ]
     )
-    still_open = counts.get("pending", 0) + counts.get("fetched", 0) if final else 0
+    still_open = sum(counts.get(s, 0) for s in ("pending", "fetched", "failed")) if final else 0
     passed = accounted == snapshot.distinct_ids and unrecorded == 0 and still_open == 0
     return RuleResult(
         name,
         passed,
-        f"{accounted:,} of {snapshot.distinct_ids:,} ids have a state; {still_open:,} still open",
-        warn_only=final,
+        f"{accounted:,} of {snapshot.distinct_ids:,} ids have a state; {still_open:,} still open"
+        + (" (pending, fetched or failed: run `payout-backfill run` again)" if still_open else ""),
         metadata={
             "distinct_ids_in": snapshot.distinct_ids,
             "ids_with_a_state": accounted,
             "missing_ids_without_a_state": unrecorded,
-            "still_pending_or_fetched": still_open,
+            "still_pending_fetched_or_failed": still_open,
             "ids_by_state": counts_markdown(counts),
         },
     )

@@ -196,8 +196,9 @@ def build_missing(
     shards: int,
     unchanged_reason: str = "",
 ) -> int:
-    """Record invalid, already-resolved and unchanged ids, swap in the new missing table; returns
-    the number of distinct ids that entered (what the ledger states must sum to)."""
+    """Record invalid, already-resolved and unchanged ids and build the new missing table (not yet
+    swapped in: ``publish_missing`` does that once the snapshot is pinned); returns the number of
+    distinct ids that entered (what the ledger states must sum to)."""
     params = {
         **names,
         "generation": generation,
@@ -210,9 +211,16 @@ def build_missing(
         store.run_file("missing/build.sql", {**params, "unchanged_reason": unchanged_reason})
         for shard in range(shards):
             store.run_file("missing/pending.sql", {**params, "shard": shard})
-        store.run_file("missing/swap.sql", params)
-        store.run_file("missing/cleanup.sql", params)
     return distinct
+
+
+def publish_missing(store: ClickHouseStore, names: dict[str, str], generation: str) -> None:
+    """Swap the new generation's missing ids in, after its snapshot is pinned: whatever stops
+    in between, the store's newest snapshot is never older than the ids the shards would read,
+    so a run that did not finish always shows as a snapshot Dagster did not checkpoint."""
+    with store.session():
+        store.run_file("missing/swap.sql", names)
+        store.run_file("missing/cleanup.sql", {**names, "generation": generation})
 
 
 def record_snapshot(store: ClickHouseStore, snapshot: Snapshot) -> None:
