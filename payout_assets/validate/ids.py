@@ -40,6 +40,12 @@ def normalize_condition_id(raw: str) -> str | InvalidId:
     return InvalidId(text, f"{len(value)} hex digits, a condition id has 64")
 
 
+def is_canonical(condition_id: str) -> bool:
+    """Whether the id is already in the one form stored (64 lowercase hex, no ``0x``): two
+    spellings of one condition would be two keys of every table, hence two payouts."""
+    return bool(_HEX64.fullmatch(condition_id))
+
+
 def to_subgraph_id(condition_id: str) -> str:
     """The id as the subgraph stores it (``0x`` + lowercase hex)."""
     return "0x" + condition_id
