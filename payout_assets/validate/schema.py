@@ -52,16 +52,15 @@ def _denominator_positive_uint64(row: Mapping[str, object]) -> bool:
 
 
 def _sum_equals_denominator(row: Mapping[str, object]) -> bool:
-    return sum(_ints(row["payout_numerators"])) == int(row["payout_denominator"])  # type: ignore[call-overload]
+    denominator = int(row["payout_denominator"])  # type: ignore[call-overload]
+    return sum(_ints(row["payout_numerators"])) == denominator
 
 
 def _winning_index_consistent(row: Mapping[str, object]) -> bool:
     """-1 for a split payout, else in bounds and holding the whole payout."""
-    n, d, w = (
-        _ints(row["payout_numerators"]),
-        int(row["payout_denominator"]),
-        int(row["winning_index"]),
-    )  # type: ignore[call-overload]
+    n = _ints(row["payout_numerators"])
+    d = int(row["payout_denominator"])  # type: ignore[call-overload]
+    w = int(row["winning_index"])  # type: ignore[call-overload]
     return w == winning_index(n, d) and (w == -1 or (0 <= w < len(n) and n[w] == d))
 
 
