@@ -13,6 +13,8 @@ import pytest
 
 import payout_assets.fetch.client as client_module
 from payout_assets.cli.verify import verify
+from payout_assets.defs import assets, checks
+from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.shard import NON_CANONICAL_REASON, ShardProgress, _Stager
 from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.validate import payouts
@@ -123,7 +125,7 @@ def _ingest_row(cid: str, numerators: list[int], winner: int) -> tuple:
 
 
 def test_verify_fails_on_noncanonical_ids_and_the_view_keeps_one_row(
-    store: ClickHouseStore,
+    store: ClickHouseStore, instance: dg.DagsterInstance
 ) -> None:
     warehouse.ensure_schema(store)
     cid = "ab" * 32
@@ -149,6 +151,20 @@ def test_verify_fails_on_noncanonical_ids_and_the_view_keeps_one_row(
     assert canonical.summary.startswith("3 ingested rows")
     assert results["one_row_per_condition"].passed
     assert results["external_rows_present"].passed  # valid canonical rows are all shown
+
+    # The ingest table's asset check runs the same rule.
+    evaluation = check_results(
+        dg.materialize(
+            [assets.resolutions_external_ingest, checks.resolutions_external_ingest_checks],
+            selection=dg.AssetSelection.checks_for_assets(assets.resolutions_external_ingest),
+            tags={"dagster/partition": "shard-00"},
+            resources={"clickhouse": ClickHouseResource(dsn=store.dsn)},
+            instance=instance,
+            raise_on_error=False,
+        )
+    )[("resolutions_external_ingest", "canonical_condition_ids")]
+    assert not evaluation.passed
+    assert evaluation.metadata["noncanonical_rows"].value == len(spellings)
 
 
 def test_a_noncanonical_id_is_rejected_before_it_is_staged(store: ClickHouseStore) -> None:
