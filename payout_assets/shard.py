@@ -22,7 +22,14 @@ from typing import Any
 
 from payout_assets.fetch.client import GoldskyClient
 from payout_assets.fetch.errors import GoldskyError
-from payout_assets.validate.payouts import Payout, PayoutFormatError, RawCondition, parse_payout
+from payout_assets.validate.ids import is_canonical
+from payout_assets.validate.payouts import (
+    MAX_OUTCOMES,
+    Payout,
+    PayoutFormatError,
+    RawCondition,
+    parse_payout,
+)
 from payout_assets.validate.schema import rule_failures
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
@@ -31,6 +38,9 @@ from payout_assets.write.warehouse import Snapshot
 FLUSH_ROWS = 20_000  # rows per write: each opens the embedded engine under the shared file lock
 PENDING_WRITES = 2  # flushes queued behind the writer before fetching waits (bounds memory)
 REJECTED_SAMPLE = 20
+RAW_VALUES = MAX_OUTCOMES + 1  # raw values kept of a row "as received": enough to show why
+RAW_CHARS = 100  # characters kept of each raw value
+NON_CANONICAL_REASON = "condition id is not canonical (64 lowercase hex digits, no 0x)"
 
 
 @dataclass
@@ -137,6 +147,10 @@ class _Stager:
             except PayoutFormatError as exc:
                 self._row(cid, "rejected", str(exc), None, fetched_at, raw)
                 continue
+            except (ArithmeticError, ValueError) as exc:  # the parser's bounds missed a case
+                reason = f"payout could not be parsed ({type(exc).__name__})"
+                self._row(cid, "rejected", reason, None, fetched_at, raw)
+                continue
             if payout is None:
                 self._row(cid, "unresolved", "", None, fetched_at, raw)
             else:
@@ -184,10 +198,16 @@ class _Stager:
         fetched_at: Any,
         raw: RawCondition | None = None,
     ) -> None:
+        if not is_canonical(cid):
+            outcome, payout = "rejected", None
+            reason = NON_CANONICAL_REASON
         self.progress.outcomes[outcome] += 1
         if outcome == "rejected" and len(self.progress.rejected_sample) < REJECTED_SAMPLE:
             self.progress.rejected_sample.append((cid, reason))
-        raw_numerators = list((raw.payout_numerators or raw.payouts or ()) if raw else ())
+        raw_numerators = [
+            _as_stored(v)
+            for v in ((raw.payout_numerators or raw.payouts or ()) if raw else ())[:RAW_VALUES]
+        ]
         self.rows.append(
             (
                 self.shard,
@@ -201,11 +221,19 @@ class _Stager:
                 payout.winning_index if payout else -1,
                 payout.resolved_at if payout else None,
                 raw_numerators,
-                (raw.payout_denominator or "") if raw else "",
+                _as_stored(raw.payout_denominator or "") if raw else "",
                 self.snapshot.block_number,
                 fetched_at,
             )
         )
+
+
+def _as_stored(value: str) -> str:
+    """A raw value as the staging table keeps it: a hostile one (thousands of digits) is cut,
+    with its length, so the row, the rejected sample and the Checks tab stay small."""
+    if len(value) <= RAW_CHARS:
+        return value
+    return f"{value[:RAW_CHARS]}… ({len(value):,} characters)"
 
 
 def run_shard(

@@ -138,5 +138,10 @@ def test_checks_pass_on_clean_data(pipeline: Pipeline, sim: Simulator, store) ->
         "rejected_share",
     ):
         assert evaluations[("goldsky_payouts", name)].passed, name
-    for name in ("numerator_sums", "winning_index_bounds", "unique_after_dedup"):
+    for name in (
+        "numerator_sums",
+        "winning_index_bounds",
+        "unique_after_dedup",
+        "canonical_condition_ids",
+    ):
         assert evaluations[("resolutions_external_ingest", name)].passed, name

@@ -168,7 +168,7 @@ def test_verify_reports_pass_then_fails_on_a_corrupted_table(
     assert {r.status for r in results.values()} <= {"PASS", "WARN"}, {
         n: r.summary for n, r in results.items()
     }
-    assert len(results) == 10
+    assert len(results) == 11
 
     # The same rules as the view's checks: verify and the Checks tab agree.
     view_checks = check_results(pipeline.view())

@@ -20,7 +20,8 @@ MAX_ERROR_RATE = 0.01
 def verify(store: ClickHouseStore) -> list[RuleResult]:
     with store.session():
         return [
-            rules.ingested_unique(store, None),  # 1. rows and unique conditions
+            rules.ingested_unique(store, None),  # 1. rows and unique conditions…
+            rules.canonical_ids(store),  # …each under its one canonical id
             *rules.payout_rules(store, None),  # 2-4. sums, index bounds, resolved_at
             rules.coverage(store),  # 5. coverage against the input (WARN)
             rules.error_rate(store, MAX_ERROR_RATE),  # 6. error rate < 1%

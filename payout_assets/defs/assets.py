@@ -23,7 +23,7 @@ from payout_assets.fetch.errors import PermanentGoldskyError
 from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.resources.goldsky import GoldskyResource
 from payout_assets.resources.id_source import IdSourceResource
-from payout_assets.validate.ids import InvalidId, normalize_condition_id
+from payout_assets.validate.ids import InvalidId, iter_id_lines, normalize_condition_id
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets.write.warehouse import Snapshot
@@ -33,22 +33,37 @@ OWNERS = ["team:data-platform"]
 INPUT_CHUNK = 50_000
 
 
-def _load_input(store: ClickHouseStore, id_source: IdSourceResource, generation: str) -> str:
-    """Copy the candidate ids into ``payout_backfill.id_input``; returns where they came from."""
+def _load_input(
+    store: ClickHouseStore, id_source: IdSourceResource, generation: str, names: dict[str, str]
+) -> tuple[str, int]:
+    """Copy the candidate ids into ``payout_backfill.id_input``; returns where they came from
+    and how many lines were too long to be ids.
+
+    Lines of the ids file are read with a bound (``iter_id_lines``): an overlong one goes
+    straight to the candidates as an invalid id, truncated, with the reason."""
     path = id_source.file()
     if path is None:
         warehouse.load_universe(store, generation, id_source.universe_sql())
-        return "sql/condition_universe.sql"
+        return "sql/condition_universe.sql", 0
     chunk: list[str] = []
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            if line.strip():
-                chunk.append(line.rstrip("\r\n"))
+    overlong: list[tuple[str, str]] = []
+    overlong_lines = 0
+    with path.open("rb") as stream:
+        for line in iter_id_lines(stream):
+            if isinstance(line, InvalidId):
+                overlong.append((line.text, line.reason))
+                overlong_lines += 1
+            else:
+                chunk.append(line)
             if len(chunk) >= INPUT_CHUNK:
                 warehouse.load_input_lines(store, generation, chunk)
                 chunk = []
+            if len(overlong) >= INPUT_CHUNK:
+                warehouse.add_candidates(store, names, overlong)
+                overlong = []
     warehouse.load_input_lines(store, generation, chunk)
-    return str(path)
+    warehouse.add_candidates(store, names, overlong)
+    return str(path), overlong_lines
 
 
 @dg.asset(
@@ -84,9 +99,9 @@ def missing_condition_ids(
 
     names = warehouse.scratch_names(generation)
     with store.session():
-        source = _load_input(store, id_source, generation)
-        lines = warehouse.input_count(store, generation)
         warehouse.create_candidates(store, names)
+        source, overlong_lines = _load_input(store, id_source, generation, names)
+        lines = warehouse.input_count(store, generation) + overlong_lines
         invalid_sample: list[tuple[str, str]] = []
         for chunk in warehouse.iter_input_chunks(store, generation):
             candidates = [

@@ -124,6 +124,11 @@ def goldsky_payouts_checks(
             "unique_after_dedup",
             "Read with FINAL, every condition appears once.",
         ),
+        _spec(
+            resolutions_external_ingest,
+            "canonical_condition_ids",
+            "Every condition id in the table is canonical (64 lowercase hex, no 0x).",
+        ),
     ],
 )
 def resolutions_external_ingest_checks(
@@ -132,7 +137,10 @@ def resolutions_external_ingest_checks(
     with clickhouse.held(merges=False) as store:  # two sessions, as for goldsky_payouts' checks
         slices = _run_slices(context, store)
         unique = rules.ingested_unique(store, slices)
-    yield from _results(resolutions_external_ingest, [*rules.payout_rules(store, slices), unique])
+        canonical = rules.canonical_ids(store)
+    yield from _results(
+        resolutions_external_ingest, [*rules.payout_rules(store, slices), unique, canonical]
+    )
 
 
 @dg.multi_asset_check(

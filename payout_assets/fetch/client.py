@@ -58,7 +58,7 @@ from payout_assets.fetch.errors import (
     TransientGoldskyError,
 )
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
-from payout_assets.validate.payouts import RawCondition
+from payout_assets.validate.payouts import MAX_UINT_DIGITS, RawCondition
 
 MAX_FIRST = 1000
 _HERE = Path(__file__).resolve().parent
@@ -524,6 +524,13 @@ def _raw_condition(
     )
 
 
+def _json_int(literal: str) -> int | str:
+    """A JSON integer literal as an int, or kept as its text when it is longer than any integer
+    the subgraph has (Python refuses ``int()`` of more than 4,300 digits, and would fail the whole
+    answer): the payout parser then rejects that one row with the reason."""
+    return int(literal) if len(literal) <= MAX_UINT_DIGITS else literal
+
+
 def _classify(
     response: httpx.Response,
     condition_ids: Sequence[str],
@@ -566,7 +573,7 @@ def _classify(
             f"HTTP {status} from the endpoint: {text[:300]} — {fix}", condition_ids
         )
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_int=_json_int)
     except ValueError:
         raise TransientGoldskyError(
             f"answer is not JSON (HTTP {status}, {len(text)} bytes): {text[:80]!r}",

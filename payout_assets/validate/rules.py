@@ -23,8 +23,9 @@ SUM_RULES = {
     "numerator_sum_equals_denominator",
     "denominator_positive_uint64",
     "numerators_fit_uint64",
+    "numerator_sum_fits_uint64",
 }
-INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes"}
+INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes", "at_most_256_outcomes"}
 TIME_RULES = {"resolved_at_not_in_future"}
 COVERAGE_EXPECTED = (0.70, 0.80)  # the original quick-start's expectation: a WARN, not an error
 RunSlices = Sequence[warehouse.RunSlice]  # the slices of the shard runs a check reads
@@ -189,6 +190,26 @@ def ingested_unique(store: ClickHouseStore, slices: RunSlices | None) -> RuleRes
         rows == distinct,
         f"{rows:,} rows read with FINAL, {distinct:,} conditions",
         metadata={"rows_final": rows, "distinct_ids": distinct},
+    )
+
+
+def canonical_ids(store: ClickHouseStore) -> RuleResult:
+    """Every id in the ingest table is canonical (64 lowercase hex, no ``0x``). The pipeline
+    writes only those; a row another writer left under '0xABC…' would be a second key for the
+    condition 'abc…', so a second payout. The truth view does not show such rows."""
+    rows = store.query_file("checks/noncanonical_ids.sql")
+    total = int(rows[0][1]) if rows else 0
+    metadata: dict[str, Any] = {"noncanonical_rows": total}
+    if rows:
+        metadata["failure_sample"] = markdown_table(
+            ["condition_id as stored", "why"],
+            [(repr(c[:80]), "not 64 lowercase hex digits without 0x") for c, _ in rows],
+        )
+    return RuleResult(
+        "canonical_condition_ids",
+        total == 0,
+        f"{total:,} ingested rows under a condition id that is not 64 lowercase hex",
+        metadata=metadata,
     )
 
 

@@ -10,14 +10,14 @@ never wrapped around by numpy.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from payout_assets.validate.payouts import UINT64_MAX, winning_index
+from payout_assets.validate.payouts import MAX_OUTCOMES, UINT64_MAX, winning_index
 
 COLUMNS = [
     "condition_id",
@@ -30,6 +30,59 @@ COLUMNS = [
 
 def _ints(value: object) -> list[int]:
     return [int(v) for v in value]  # type: ignore[attr-defined]
+
+
+# Each rule as a plain predicate of one row (a record of ``COLUMNS``). The pandera checks below
+# call them, and ``failures_by_row`` calls them row by row when pandera reports a check without
+# the rows it failed on: pandera quotes failing values with ``str()``, which raises for an
+# integer of more than 4,300 digits, and the check then comes back as an error with no row index.
+def _numerators_fit_uint64(row: Mapping[str, object]) -> bool:
+    return all(0 <= n <= UINT64_MAX for n in _ints(row["payout_numerators"]))
+
+
+def _sum_fits_uint64(row: Mapping[str, object]) -> bool:
+    """Σ numerators within UInt64 (judged only when each numerator fits: otherwise that rule
+    is the reason)."""
+    numerators = _ints(row["payout_numerators"])
+    return not all(0 <= n <= UINT64_MAX for n in numerators) or sum(numerators) <= UINT64_MAX
+
+
+def _denominator_positive_uint64(row: Mapping[str, object]) -> bool:
+    return 0 < int(row["payout_denominator"]) <= UINT64_MAX  # type: ignore[call-overload]
+
+
+def _sum_equals_denominator(row: Mapping[str, object]) -> bool:
+    denominator = int(row["payout_denominator"])  # type: ignore[call-overload]
+    return sum(_ints(row["payout_numerators"])) == denominator
+
+
+def _winning_index_consistent(row: Mapping[str, object]) -> bool:
+    """-1 for a split payout, else in bounds and holding the whole payout."""
+    n = _ints(row["payout_numerators"])
+    d = int(row["payout_denominator"])  # type: ignore[call-overload]
+    w = int(row["winning_index"])  # type: ignore[call-overload]
+    return w == winning_index(n, d) and (w == -1 or (0 <= w < len(n) and n[w] == d))
+
+
+ROW_RULES: dict[str, Callable[[Mapping[str, object]], bool]] = {
+    "at_least_two_outcomes": lambda row: len(_ints(row["payout_numerators"])) >= 2,
+    "at_most_256_outcomes": lambda row: len(_ints(row["payout_numerators"])) <= MAX_OUTCOMES,
+    "numerators_fit_uint64": _numerators_fit_uint64,
+    "numerator_sum_fits_uint64": _sum_fits_uint64,
+    "denominator_positive_uint64": _denominator_positive_uint64,
+    "numerator_sum_equals_denominator": _sum_equals_denominator,
+    "winning_index_consistent": _winning_index_consistent,
+}
+
+
+def _rows(df: pd.DataFrame) -> Iterator[dict[str, object]]:
+    columns = ["payout_numerators", "payout_denominator", "winning_index"]
+    for values in zip(*(df[c] for c in columns), strict=True):
+        yield dict(zip(columns, values, strict=True))
+
+
+def _by_row(df: pd.DataFrame, rule: str) -> Series[bool]:
+    return pd.Series([ROW_RULES[rule](row) for row in _rows(df)], index=df.index)
 
 
 class PayoutRow(pa.DataFrameModel):
@@ -45,42 +98,33 @@ class PayoutRow(pa.DataFrameModel):
 
     @pa.check("payout_numerators", element_wise=True, name="at_least_two_outcomes")
     def at_least_two_outcomes(cls, numerators: object) -> bool:
-        return len(_ints(numerators)) >= 2
+        return ROW_RULES["at_least_two_outcomes"]({"payout_numerators": numerators})
+
+    @pa.check("payout_numerators", element_wise=True, name="at_most_256_outcomes")
+    def at_most_256_outcomes(cls, numerators: object) -> bool:
+        """The ConditionalTokens limit; also what keeps winning_index within its Int16."""
+        return ROW_RULES["at_most_256_outcomes"]({"payout_numerators": numerators})
 
     @pa.check("payout_numerators", element_wise=True, name="numerators_fit_uint64")
     def numerators_fit_uint64(cls, numerators: object) -> bool:
-        return all(0 <= n <= UINT64_MAX for n in _ints(numerators))
+        return _numerators_fit_uint64({"payout_numerators": numerators})
+
+    @pa.check("payout_numerators", element_wise=True, name="numerator_sum_fits_uint64")
+    def numerator_sum_fits_uint64(cls, numerators: object) -> bool:
+        return _sum_fits_uint64({"payout_numerators": numerators})
 
     @pa.check("payout_denominator", element_wise=True, name="denominator_positive_uint64")
     def denominator_positive_uint64(cls, denominator: object) -> bool:
-        return 0 < int(denominator) <= UINT64_MAX  # type: ignore[call-overload]
+        return _denominator_positive_uint64({"payout_denominator": denominator})
 
     @pa.dataframe_check(name="numerator_sum_equals_denominator")
     def numerator_sum_equals_denominator(cls, df: pd.DataFrame) -> Series[bool]:
-        return pd.Series(
-            [
-                sum(_ints(n)) == int(d)
-                for n, d in zip(df["payout_numerators"], df["payout_denominator"], strict=True)
-            ],
-            index=df.index,
-        )
+        return _by_row(df, "numerator_sum_equals_denominator")
 
     @pa.dataframe_check(name="winning_index_consistent")
     def winning_index_consistent(cls, df: pd.DataFrame) -> Series[bool]:
         """-1 for a split payout, else in bounds and holding the whole payout."""
-        return pd.Series(
-            [
-                int(w) == winning_index(_ints(n), int(d))
-                and (int(w) == -1 or (0 <= int(w) < len(_ints(n)) and _ints(n)[int(w)] == int(d)))
-                for n, d, w in zip(
-                    df["payout_numerators"],
-                    df["payout_denominator"],
-                    df["winning_index"],
-                    strict=True,
-                )
-            ],
-            index=df.index,
-        )
+        return _by_row(df, "winning_index_consistent")
 
     @pa.check("resolved_at", name="resolved_at_not_in_future")
     def resolved_at_not_in_future(cls, resolved_at: Series[pd.Timestamp]) -> Series[bool]:
@@ -101,7 +145,11 @@ def payout_frame(records: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
-    """Row position → the names of the rules it breaks (empty dict when all rows are valid)."""
+    """Row position → the names of the rules it breaks (empty dict when all rows are valid).
+
+    A check pandera reports without row indexes (it failed while quoting the values) is judged
+    here row by row with its plain predicate; one that has none fails every row of the frame,
+    so a row is never let through because its rule could not say which row it was."""
     try:
         PayoutRow.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -109,6 +157,9 @@ def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
         cases = errors.failure_cases
         for index, check in zip(cases["index"], cases["check"], strict=True):
             if index is None or pd.isna(index):
+                for position in _unindexed_failures(frame, str(check)):
+                    if str(check) not in reasons[position]:
+                        reasons[position].append(str(check))
                 continue
             rule = str(check)
             if rule in {"field_uniqueness", "unique"} or rule.startswith("field_uniqueness"):
@@ -119,6 +170,14 @@ def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
                 reasons[int(index)].append(rule)
         return dict(reasons)
     return {}
+
+
+def _unindexed_failures(frame: pd.DataFrame, check: str) -> list[int]:
+    """Positions of the rows that break ``check`` (all of them for a check with no predicate)."""
+    rule = ROW_RULES.get(check)
+    if rule is None:
+        return list(range(len(frame)))
+    return [position for position, row in enumerate(_rows(frame)) if not rule(row)]
 
 
 VALIDATE_ROWS = 5_000  # rows per pandera frame: 20,000 peaked at +24 MB of heap, 5,000 at +12 MB

@@ -1,5 +1,6 @@
 SELECT count()
 FROM default.resolutions_external_ingest AS e FINAL
 WHERE e.payout_denominator > 0
-  AND arraySum(e.payout_numerators) = e.payout_denominator
+  AND arraySum(arrayMap(x -> toUInt128(x), e.payout_numerators)) = e.payout_denominator
+  AND match(e.condition_id, '^[0-9a-f]{64}$')
   AND e.condition_id NOT IN (SELECT condition_id FROM cascadian_clean.vw_resolutions_truth)

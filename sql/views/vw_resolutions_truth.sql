@@ -1,6 +1,10 @@
 -- One row per condition with a payout. The primary source (market_resolutions_final) wins where
 -- both sources have one; both ReplacingMergeTree tables are read with FINAL so unmerged
--- duplicates never leak into P&L, and LIMIT 1 BY guarantees one row per condition.
+-- duplicates never leak into P&L, and LIMIT 1 BY guarantees one row per condition. An ingest
+-- row is shown only under a canonical id (64 lowercase hex): '0xABC…' and 'abc…' are two keys of
+-- the ingest table, so with any spelling allowed one condition could show twice, with two
+-- payouts (`payout-backfill verify` FAILs on such rows: canonical_condition_ids). Sums are taken
+-- in UInt128, where UInt64 numerators cannot wrap around.
 CREATE OR REPLACE VIEW cascadian_clean.vw_resolutions_truth AS
 SELECT
     condition_id,
@@ -34,7 +38,8 @@ FROM
         2
     FROM default.resolutions_external_ingest FINAL
     WHERE payout_denominator > 0
-      AND arraySum(payout_numerators) = payout_denominator
+      AND arraySum(arrayMap(x -> toUInt128(x), payout_numerators)) = payout_denominator
+      AND match(condition_id, '^[0-9a-f]{64}$')
 )
 ORDER BY condition_id, priority
 LIMIT 1 BY condition_id;
