@@ -31,6 +31,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from payout_assets.config import shard_count
 from payout_assets.fetch.client import ClientSettings, Dialect, GoldskyClient, SubgraphMeta
 from payout_assets.fetch.errors import GoldskyError, PermanentGoldskyError, RateLimitedError
+from payout_assets.redact import redact
 from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.resources.goldsky import GoldskyResource
 from payout_assets.resources.id_source import IdSourceResource
@@ -148,14 +149,9 @@ def settings_secrets(settings: ClientSettings | None) -> list[str]:
 
 def scrub(results: Iterable[CheckResult], secrets: Sequence[str]) -> list[CheckResult]:
     """The results with every secret (and any ``user:password@`` in a URL) replaced by ``***``."""
-    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def clean(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, "***")
-        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
-
-    return [replace(r, detail=clean(r.detail), fix=clean(r.fix)) for r in results]
+    return [
+        replace(r, detail=redact(r.detail, secrets), fix=redact(r.fix, secrets)) for r in results
+    ]
 
 
 # -- building the inputs ------------------------------------------------------------------------

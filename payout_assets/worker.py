@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import json
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 from dagster_pipes import PipesContext, open_dagster_pipes
 
 from payout_assets.fetch.client import ClientSettings, GoldskyClient
+from payout_assets.redact import redact
 from payout_assets.shard import ShardFailed, ShardProgress, run_shard
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
@@ -38,6 +40,29 @@ _PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
 # emulation (bench.nofirst) and the tests' injected faults reach a process that is started
 # afresh, where a patch applied in the run process cannot follow.
 PRELOAD_ENV = "PAYOUT_WORKER_PRELOAD"
+# The DSN and the endpoint settings that may hold a password, an API key or an authorization
+# header reach the worker in this environment variable, never in the Pipes extras: Dagster writes
+# the Pipes context to a file in the temp dir, and a run killed with SIGKILL leaves it there.
+SECRETS_ENV = "PAYOUT_WORKER_SECRETS"
+SECRET_SETTINGS = ("endpoint", "api_key", "headers")
+
+
+def split_secrets(settings: ClientSettings, dsn: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the endpoint settings safe to write into the Pipes context, the worker's environment
+    holding the rest and the DSN). The endpoint is a secret too: its URL may carry a password."""
+    data = settings.to_json()
+    public = {k: v for k, v in data.items() if k not in SECRET_SETTINGS}
+    secrets = {"dsn": dsn, "goldsky": {k: data[k] for k in SECRET_SETTINGS}}
+    return public, {SECRETS_ENV: json.dumps(secrets)}
+
+
+def _secrets() -> dict[str, Any]:
+    """What :func:`split_secrets` put in the environment, removed from it so that nothing this
+    process starts inherits it."""
+    raw = os.environ.pop(SECRETS_ENV, None)
+    if raw is None:
+        raise RuntimeError(f"{SECRETS_ENV} is not set: start the worker from goldsky_payouts")
+    return dict(json.loads(raw))
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -52,14 +77,23 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _secret_values(secrets: dict[str, Any]) -> list[str]:
+    """The literal values an error message must not repeat: the API key and header values."""
+    goldsky = secrets.get("goldsky", {})
+    values = [goldsky.get("api_key") or "", *dict(goldsky.get("headers") or {}).values()]
+    return [str(v) for v in values if len(str(v)) >= 4]
+
+
 def fetch(pipes: PipesContext) -> dict[str, Any]:
     """Fetch, validate, stage and publish the shard the Pipes context names."""
     shard = int(pipes.get_extra("shard"))
     run_id = pipes.run_id
     snapshot = Snapshot(**pipes.get_extra("snapshot"))
-    store = ClickHouseStore(**pipes.get_extra("clickhouse"), merges=False)
-    settings = ClientSettings.from_json(pipes.get_extra("goldsky"))
+    secrets: dict[str, Any] = {}
     try:
+        secrets = _secrets()
+        store = ClickHouseStore(secrets["dsn"], **pipes.get_extra("clickhouse"), merges=False)
+        settings = ClientSettings.from_json({**pipes.get_extra("goldsky"), **secrets["goldsky"]})
         with GoldskyClient(settings, log=pipes.log) as client:
             progress: ShardProgress = run_shard(
                 store,
@@ -74,7 +108,8 @@ def fetch(pipes: PipesContext) -> dict[str, Any]:
         warehouse.publish_shard(store, shard, run_id, snapshot.generation)
     except BaseException as exc:  # a termination (SIGINT) is reported like any failure
         ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
-        return {"failed": {"error": str(exc) or type(exc).__name__, "condition_ids": list(ids)}}
+        error = redact(str(exc), _secret_values(secrets)) or type(exc).__name__
+        return {"failed": {"error": error, "condition_ids": list(ids)}}
     return {"done": {**progress.to_json(), "requests": requests, "retries": retries}}
 
 

@@ -314,6 +314,16 @@ class DagsterDev:
         )
         return list(data["assetCheckExecutions"])
 
+    def checks_tab(self, asset_path: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """Check name -> ``executionForLatestMaterialization``, the field the Checks tab shows
+        each check's status from ("Not Evaluated" when it is null)."""
+        data = self.graphql(ASSET_CHECKS_QUERY, {"assetKey": {"path": list(asset_path)}})
+        (node,) = data["assetNodes"]
+        checks = node["assetChecksOrError"]
+        if checks["__typename"] != "AssetChecks":
+            raise UiTestError(f"no checks for {asset_path}: {checks}")
+        return {c["name"]: c["executionForLatestMaterialization"] for c in checks["checks"]}
+
 
 # -- headless Chromium ------------------------------------------------------------------------
 
@@ -521,6 +531,22 @@ query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!, $limit: In
     runId
     status
     evaluation { success severity }
+  }
+}
+"""
+
+ASSET_CHECKS_QUERY = """
+query AssetChecks($assetKey: AssetKeyInput!) {
+  assetNodes(assetKeys: [$assetKey]) {
+    assetChecksOrError {
+      __typename
+      ... on AssetChecks {
+        checks {
+          name
+          executionForLatestMaterialization { runId status partition evaluation { success } }
+        }
+      }
+    }
   }
 }
 """

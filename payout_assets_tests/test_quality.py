@@ -7,14 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
 
-from payout_assets.defs import assets, checks
+from payout_assets.defs import assets, checks, jobs
 from payout_assets.defs.partitions import shard_partitions
 from payout_assets.simulator import Simulator
 from payout_assets.validate import rules
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
-from payout_assets_tests.conftest import Pipeline, check_results, write_ids
+from payout_assets_tests.checks_tab import latest_check_executions
+from payout_assets_tests.conftest import ALL_ASSETS, ALL_CHECKS, Pipeline, check_results, write_ids
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:
@@ -223,3 +226,37 @@ def test_ledger_check_names_a_pending_id_the_ledger_lost(
     assert not after.passed
     assert after.metadata["missing_ids_without_a_state"] == 1
     assert after.metadata["ids_with_a_state"] == before.metadata["ids_with_a_state"] - 1
+
+
+def test_checks_tab_shows_each_shards_results_whatever_order_the_shards_finish(
+    pipeline: Pipeline, sim: Simulator, tmp_path: Path
+) -> None:
+    """Parallel shard runs are created in one order and finish in another. The Checks tab
+    (``executionForLatestMaterialization``, read here with the page's own GraphQL query) must
+    still show every check of both partitioned assets as evaluated, not "Not Evaluated"."""
+    pipeline.ids_file = write_ids(tmp_path / "ids.txt", _ids(sim, 400))
+    pipeline.snapshot()
+    job = dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[jobs.backfill_shard],
+        resources=pipeline.resources(),
+        executor=dg.in_process_executor,
+    ).resolve_job_def("backfill_shard")
+    keys = shard_partitions.get_partition_keys()[:2]
+    runs = [pipeline.instance.create_run_for_job(job, tags={"dagster/partition": k}) for k in keys]
+    for run in reversed(runs):  # the run created last finishes first
+        result = execute_run(InMemoryJob(job), run, pipeline.instance)
+        assert result.success, run.tags
+
+    for asset, defined in (
+        (assets.goldsky_payouts, checks.goldsky_payouts_checks),
+        (assets.resolutions_external_ingest, checks.resolutions_external_ingest_checks),
+    ):
+        name = asset.key.to_user_string()
+        shown = latest_check_executions(pipeline.instance, name)
+        assert set(shown) == {spec.name for spec in defined.check_specs}, shown
+        for check, execution in shown.items():
+            assert execution is not None, f"{name}.{check} shows Not Evaluated"
+            assert execution["status"] == "SUCCEEDED", (name, check, execution)
+            assert execution["runId"] in {r.run_id for r in runs}, (name, check, execution)

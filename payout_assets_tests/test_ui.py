@@ -191,6 +191,15 @@ def test_ui_backfill_of_all_shards(sim: Simulator, home: Path, tmp_path: Path) -
                     ]
                     assert len(executions) == SHARDS, (asset, name, executions)
                     assert all(e["status"] == "SUCCEEDED" for e in executions), (asset, name)
+            # ... and the status the Checks tab shows for each check ("Not Evaluated" when
+            # executionForLatestMaterialization is null): the latest shard run's result.
+            for asset, names in BLOCKING_CHECKS.items():
+                latest = dev.checks_tab([asset])
+                for name in names:
+                    execution = latest.get(name)
+                    assert execution is not None, f"{asset}.{name} shows Not Evaluated: {latest}"
+                    assert execution["status"] == "SUCCEEDED", (asset, name, execution)
+                    assert execution["runId"] in backfill_runs, (asset, name, execution)
             (ledger,) = dev.check_executions(
                 ["missing_condition_ids"], "ledger_accounts_for_every_id"
             )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ def patch_worker(
     staging_log: Path | None = None,
     no_first: bool = False,
     die_after_staging: bool = False,
+    disk_at_death: Path | None = None,
 ) -> None:
     """Patch the fetch worker of every run this test starts.
 
@@ -39,13 +42,16 @@ def patch_worker(
     ``staging_log`` gets one JSON line ``[shard, run_id, rows]`` per staging insert;
     ``no_first`` makes the client send its payout query without ``first``;
     ``die_after_staging`` SIGKILLs the worker once its first rows are staged (a worker that
-    dies without a report, as the kernel's OOM killer would leave it)."""
+    dies without a report, as the kernel's OOM killer would leave it); with ``disk_at_death``
+    it first copies the temp dir there: what a kill of the whole run (the run process too, which
+    would otherwise clean its Pipes files up) leaves on disk."""
     patches = {
         "flush_rows": flush_rows,
         "slice_ids": slice_ids,
         "staging_log": str(staging_log) if staging_log else None,
         "no_first": no_first,
         "die_after_staging": die_after_staging,
+        "disk_at_death": str(disk_at_death) if disk_at_death else None,
     }
     monkeypatch.setenv(PRELOAD_ENV, __name__)
     monkeypatch.setenv(PATCHES_ENV, json.dumps(patches))
@@ -90,8 +96,12 @@ def _apply(patches: dict[str, Any]) -> None:
     if patches.get("die_after_staging"):
         stage = warehouse.stage_rows
 
+        disk_at_death = patches.get("disk_at_death")
+
         def stage_then_die(store: Any, rows: Any) -> None:
             stage(store, rows)
+            if disk_at_death:
+                shutil.copytree(tempfile.gettempdir(), disk_at_death, dirs_exist_ok=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         warehouse.stage_rows = stage_then_die  # type: ignore[assignment]

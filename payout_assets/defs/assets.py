@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import dagster as dg
 from filelock import Timeout
 
+from payout_assets import worker
 from payout_assets.config import shard_count
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
@@ -289,6 +290,8 @@ def _fetch_shard(
             warnings.filterwarnings(
                 "ignore", message=".*expected_writer_count", category=dg.PreviewWarning
             )
+            # Secrets go in the worker's environment; the extras are written to a file.
+            settings, secret_env = worker.split_secrets(goldsky.settings(), clickhouse.dsn)
             invocation = pipes_client.run(
                 command=[sys.executable, "-m", "payout_assets.worker"],
                 context=context,
@@ -296,12 +299,10 @@ def _fetch_shard(
                     "parent_pid": os.getpid(),
                     "shard": shard,
                     "snapshot": dataclasses.asdict(snapshot),
-                    "clickhouse": {
-                        "dsn": clickhouse.dsn,
-                        "lock_timeout_s": clickhouse.lock_timeout_s,
-                    },
-                    "goldsky": goldsky.settings().to_json(),
+                    "clickhouse": {"lock_timeout_s": clickhouse.lock_timeout_s},
+                    "goldsky": settings,
                 },
+                env=secret_env,
             )
         report: dict[str, Any] = next(iter(invocation.get_custom_messages()), {})
     except Exception as exc:  # the worker exited non-zero or could not start: no report

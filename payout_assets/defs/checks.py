@@ -8,6 +8,7 @@ checks are what people see, with the offending condition ids as markdown samples
 """
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 
 import dagster as dg
@@ -71,7 +72,24 @@ def _run_slices(
 def _spec(
     asset: dg.AssetsDefinition, name: str, description: str, blocking: bool = True
 ) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+    """A check of ``asset``, partitioned as the asset is.
+
+    A shard's check results must be recorded against its shard: Dagster shows a check's latest
+    execution on the Checks tab only if it targets the asset's latest materialization, and for
+    an unpartitioned check that is the newest materialization of *any* shard. Shard runs run in
+    parallel, so the run that recorded its checks last is seldom the one that materialised
+    last, and every check showed "Not Evaluated". A partitioned check is compared with its own
+    shard's latest materialization instead. (Partitioned checks are a preview in Dagster 1.13;
+    their warning is silenced where the specs are built.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            description=description,
+            blocking=blocking,
+            partitions_def=asset.partitions_def,
+        )
 
 
 _RULE_SPECS = [

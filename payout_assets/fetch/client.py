@@ -57,6 +57,7 @@ from payout_assets.fetch.errors import (
     ResponseIntegrityError,
     TransientGoldskyError,
 )
+from payout_assets.redact import redact
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import MAX_UINT_DIGITS, RawCondition
 
@@ -117,9 +118,9 @@ class ClientSettings:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON for the fetch worker's Pipes context (``payout_assets.worker``); it holds
-        the secrets, so it goes only to the worker's context file, which is private and
-        deleted when the worker exits, never to logs."""
+        """Plain JSON for the fetch worker (``payout_assets.worker``). It holds the secrets:
+        ``worker.split_secrets`` sends those through the worker's environment, never the Pipes
+        context file, which a killed run leaves in the temp dir."""
         return {**asdict(self), "dialect": self.dialect.value, "headers": dict(self.headers)}
 
     @classmethod
@@ -465,7 +466,8 @@ class GoldskyClient:
             ) from None
         except httpx.UnsupportedProtocol as exc:
             raise PermanentGoldskyError(
-                f"GOLDSKY_ENDPOINT {self.settings.endpoint!r} is not an http(s) URL: {exc}",
+                f"GOLDSKY_ENDPOINT {redact(self.settings.endpoint)!r} is not an http(s) URL: "
+                f"{redact(str(exc))}",
                 condition_ids,
             ) from None
         except httpx.RequestError as exc:

@@ -13,20 +13,20 @@ import contextlib
 import hashlib
 import os
 import pickle
-import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from filelock import FileLock, Timeout
 
+from payout_assets.redact import redact
 from payout_assets.write import heap
 from payout_assets.write.sql import statements
 
@@ -77,12 +77,9 @@ class StoreError(RuntimeError):
 
 
 def redact_dsn(dsn: str) -> str:
-    """The DSN with its password replaced by ``***`` (safe for logs, metadata and errors)."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The DSN (or any URL) with its password replaced by ``***``, whatever its scheme (safe
+    for logs, metadata and errors)."""
+    return redact(dsn)
 
 
 def _secrets_of(dsn: str) -> list[str]:
@@ -111,7 +108,8 @@ class ClickHouseStore:
             path = Path(urlsplit(dsn).path)
             if not path.is_absolute():
                 raise StoreError(
-                    f"an embedded store needs an absolute path: chdb:///abs/path, got {dsn!r}"
+                    "an embedded store needs an absolute path: chdb:///abs/path, got "
+                    f"{redact_dsn(dsn)!r}"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file_lock = FileLock(str(path) + ".lock", timeout=lock_timeout_s)
@@ -197,9 +195,7 @@ class ClickHouseStore:
                 self._file_lock.release()
 
     def _clean(self, message: str) -> str:
-        for secret in _secrets_of(self.dsn):
-            message = message.replace(secret, "***")
-        return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", message)
+        return redact(message, _secrets_of(self.dsn))
 
     # -- conveniences: each opens a session unless one is already open -----------------------
 

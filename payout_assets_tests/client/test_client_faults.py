@@ -14,7 +14,9 @@ Tests run one shard (``PAYOUT_SHARDS=1``) unless shards are the point.
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,9 @@ from payout_assets_tests.client.support import (
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_assets_tests.worker_patches import patch_worker, staging_log_entries
+
+API_KEY = "sk-live-never-on-disk-4242"
+HEADER_SECRET = "hdr-secret-never-on-disk-7373"
 
 # -- one test per transient failure mode -----------------------------------------------------------
 
@@ -158,10 +163,35 @@ def test_a_fetch_worker_that_dies_fails_the_shard_and_keeps_nothing(
     run still records the shard as failed, drops the rows the worker staged, and fails the step
     with the worker's exit. Re-running the shard completes the backfill."""
     staging_log = tmp_path / "staging.jsonl"
-    patch_worker(monkeypatch, flush_rows=100, staging_log=staging_log, die_after_staging=True)
+    # The run's temp dir, and a copy of it taken at the kill: no file in either holds a secret.
+    run_tmp, disk_at_death = tmp_path / "tmp", tmp_path / "disk-at-death"
+    run_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(run_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(run_tmp))
+    patch_worker(
+        monkeypatch,
+        flush_rows=100,
+        staging_log=staging_log,
+        die_after_staging=True,
+        disk_at_death=disk_at_death,
+    )
     store = snapshot_pipeline.store
+    snapshot_pipeline.goldsky_overrides = {
+        "api_key": API_KEY,
+        "extra_headers": json.dumps({"X-Api-Secret": HEADER_SECRET}),
+    }
 
     result = fetch_and_ingest(snapshot_pipeline, "shard-00")
+
+    # The copy holds the Pipes context file, so the scan below looks at what the worker read.
+    assert [p.name for p in disk_at_death.rglob("context")] == ["context"]
+    for secret in (API_KEY, HEADER_SECRET):
+        holding = [
+            p
+            for p in [*run_tmp.rglob("*"), *disk_at_death.rglob("*")]
+            if p.is_file() and secret.encode() in p.read_bytes()
+        ]
+        assert not holding, f"a secret was written to {holding}"
 
     assert not result.success
     description, metadata = fetch_failure(result)
