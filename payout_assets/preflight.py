@@ -289,6 +289,7 @@ def check_clickhouse_writable(store: ClickHouseStore) -> CheckResult:
     try:
         with store.session():
             try:
+                store.ensure_room_for_ddl("the preflight's scratch table")
                 store.run_file("preflight/scratch_create.sql", params)
                 step = "insert into the scratch table"
                 store.insert(

@@ -111,7 +111,9 @@ def missing_condition_ids(
             ]
             warehouse.add_candidates(store, names, candidates)
             invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
-    incremental = _skip_unchanged(context, store, goldsky, names, previous, meta.block_number)
+    incremental = _skip_unchanged(
+        context, store, goldsky, names, previous, meta.block_number, meta.deployment
+    )
     with store.session():
         distinct = warehouse.build_missing(
             store,
@@ -174,17 +176,23 @@ def _skip_unchanged(
     names: dict[str, str],
     previous: Snapshot | None,
     block: int,
+    deployment: str,
 ) -> dict[str, str]:
     """Incremental refresh: ask the subgraph which conditions changed since the previous
     snapshot's block (``_change_block``), and do not ask again for ids that were unresolved or
     absent then and have not changed since. Falls back to asking for every id when there is no
-    previous snapshot or the endpoint rejects the filter. Returns what it did, for the metadata."""
+    previous snapshot, the previous one is not comparable (``_incomparable``) or the endpoint
+    rejects the filter. Returns what it did, for the metadata."""
     if previous is None or os.environ.get("PAYOUT_INCREMENTAL", "1") == "0":
         return {
             "mode": "full (no previous snapshot)"
             if previous is None
             else "full (PAYOUT_INCREMENTAL=0)"
         }
+    incomparable = _incomparable(previous, block, deployment)
+    if incomparable:
+        context.log.warning(f"asking for every id again, not only the changed ones: {incomparable}")
+        return {"mode": "full (previous snapshot not comparable)", "full because": incomparable}
     changed = 0
     try:
         with goldsky.client(context.log) as client:
@@ -217,6 +225,26 @@ def _skip_unchanged(
         "requests saved": str(saved),
         "reason": f"unchanged since block {previous.block_number} (incremental refresh)",
     }
+
+
+def _incomparable(previous: Snapshot, block: int, deployment: str) -> str:
+    """Why the previous snapshot's answers say nothing about this one ('' when they do).
+
+    "Unchanged since block N" holds only on the deployment that answered at N and only when
+    N is not ahead of this snapshot: another deployment (a new subgraph version, a resync, another
+    endpoint) has its own history, and a lower block means a reorg or a deployment behind the
+    last one, where ``_change_block`` since N finds nothing and every id would look unchanged."""
+    if deployment != previous.deployment:
+        return (
+            f"the subgraph deployment changed from {previous.deployment or '(none reported)'} "
+            f"to {deployment or '(none reported)'}"
+        )
+    if block < previous.block_number:
+        return (
+            f"the subgraph is at block {block:,}, lower than the previous snapshot's "
+            f"{previous.block_number:,}"
+        )
+    return ""
 
 
 @dg.asset(

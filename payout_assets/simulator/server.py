@@ -159,6 +159,7 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     fault_seed: int = 0
     record_limit: int = 10_000
+    deployment: str = DEPLOYMENT_ID  # what ``_meta.deployment`` reports
 
 
 # --------------------------------------------------------------------------- GraphQL
@@ -172,6 +173,7 @@ class _ExecContext:
     max_first: int
     skip_cap: int
     meta_indexing_errors: bool = False
+    deployment: str = DEPLOYMENT_ID
     returned: list[str] = field(default_factory=list)
 
 
@@ -454,7 +456,7 @@ def _resolve_meta(_root: object, info: GraphQLResolveInfo, **args: Any) -> dict[
             "timestamp": block_timestamp(number),
             "parentHash": block_hash(number - 1) if number > 0 else None,
         },
-        "deployment": DEPLOYMENT_ID,
+        "deployment": ctx.deployment,
         "hasIndexingErrors": ctx.meta_indexing_errors,
     }
 
@@ -1105,6 +1107,7 @@ class Simulator:
             max_first=self.config.max_first,
             skip_cap=self.config.skip_cap,
             meta_indexing_errors=fault is not None and fault.kind == FaultKind.META_INDEXING_ERRORS,
+            deployment=self.config.deployment,
         )
         result = graphql.execute(
             _execution_schema(self.dialect),

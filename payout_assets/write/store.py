@@ -71,6 +71,12 @@ EMBEDDED_ENGINE_OPTIONS: dict[str, int] = {
 # engine merges in the background as any other.
 NO_MERGES_OPTIONS: dict[str, int] = {"background_pool_size": 0}
 
+# Free space an embedded store's filesystem must have before DDL that writes a metadata file
+# (CREATE TABLE, CREATE OR REPLACE VIEW, ALTER ... MODIFY SETTING). The engine writes such a file
+# in place of the old one, and when the disk fills meanwhile it leaves it empty without an
+# error: the store then no longer opens. Inserts and partition drops fail cleanly instead.
+DDL_MIN_FREE_BYTES = 8 * 1024 * 1024
+
 
 class StoreError(RuntimeError):
     """A ClickHouse problem, with any password already removed from the message."""
@@ -119,6 +125,24 @@ class ClickHouseStore:
     @property
     def display_dsn(self) -> str:
         return redact_dsn(self.dsn)
+
+    def ensure_room_for_ddl(self, purpose: str) -> None:
+        """Refuse DDL that writes table metadata when the embedded store's disk is (nearly)
+        full (see ``DDL_MIN_FREE_BYTES``), so a full disk fails the step and leaves the store
+        as it was. A server guards its own disks."""
+        if not self.embedded:
+            return
+        path = Path(urlsplit(self.dsn).path)
+        while not path.exists():
+            path = path.parent
+        stat = os.statvfs(path)
+        free = stat.f_bavail * stat.f_frsize
+        if free < DDL_MIN_FREE_BYTES:
+            raise StoreError(
+                f"{purpose} needs at least {DDL_MIN_FREE_BYTES // 2**20} MiB free next to the "
+                f"embedded store {self.display_dsn}; its filesystem has {free / 2**20:.1f} MiB. "
+                "Nothing was changed: free some space and run again."
+            )
 
     def named_lock(self, name: str, timeout_s: float = -1) -> FileLock:
         """A host-wide lock scoped to this store (e.g. one per shard, so two runs of the same

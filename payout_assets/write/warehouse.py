@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from payout_assets.write import schema
 from payout_assets.write.sql import load_sql, sql_dir
 from payout_assets.write.store import ClickHouseStore, StoreError
 
@@ -75,7 +76,9 @@ class Snapshot:
 
 
 def ensure_schema(store: ClickHouseStore) -> None:
-    """Create the pipeline's databases, tables and views (idempotent).
+    """Make sure the pipeline's databases, tables and views exist, at this release's schema
+    version: every step calls it, so when the store is current it only reads (no DDL, no
+    metadata file rewritten; see write/schema.py for why that matters on a full disk).
 
     The truth view reads ``default.market_resolutions_final``; if that table is missing the
     pipeline stops here with the fix, instead of failing later with an engine error.
@@ -88,9 +91,7 @@ def ensure_schema(store: ClickHouseStore) -> None:
                 f"{sql_dir() / 'demo' / 'source_tables.sql'} (the demo does this) or point "
                 "CLICKHOUSE_DSN at the database that has it."
             )
-        store.run_file("ddl/pipeline.sql")
-        store.run_file("views/ledger_latest.sql")
-        store.run_file("views/vw_resolutions_truth.sql")
+        schema.migrate(store)
 
 
 def create_source_tables(store: ClickHouseStore) -> None:
@@ -147,6 +148,7 @@ def iter_input_chunks(
 
 
 def create_candidates(store: ClickHouseStore, names: dict[str, str]) -> None:
+    store.ensure_room_for_ddl("creating the snapshot's scratch tables")
     store.run_file("missing/create_candidates.sql", names)
 
 
@@ -208,6 +210,7 @@ def build_missing(
     }
     with store.session():
         distinct = int(store.query_file("missing/distinct_ids.sql", names)[0][0])
+        store.ensure_room_for_ddl("building the new missing_condition_ids table")
         store.run_file("missing/build.sql", {**params, "unchanged_reason": unchanged_reason})
         for shard in range(shards):
             store.run_file("missing/pending.sql", {**params, "shard": shard})

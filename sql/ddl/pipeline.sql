@@ -1,4 +1,6 @@
--- Tables the pipeline owns. Safe to run any number of times (IF NOT EXISTS everywhere).
+-- Tables the pipeline owns, applied once per schema version (payout_assets/write/schema.py: bump
+-- SCHEMA_VERSION with any change here). Every statement stays idempotent (IF NOT EXISTS, MODIFY
+-- SETTING): stores an older release made run it over tables that already exist.
 -- Engines and types run unchanged on the embedded engine (chdb) and on a ClickHouse server.
 
 CREATE DATABASE IF NOT EXISTS payout_backfill;
