@@ -4,6 +4,7 @@ Dagster CLIs, and definition validation. Every process runs in its own group and
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -315,3 +316,53 @@ def test_workers_fork_from_a_warm_frozen_forkserver(tmp_path: Path) -> None:
     report = json.loads(log.read_text().strip().splitlines()[-1])
     assert report["has_pandera"], report
     assert report["frozen_objects"] > 100_000, report
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> None:
+    """Each bad setting, alone in an otherwise working environment, stops the command before
+    anything starts: a non-zero exit, one line naming the variable, no traceback, no request."""
+    files = {
+        "empty": b"",
+        "blank": b"\n   \n\t\n",
+        "binary": bytes(range(256)) * 8,
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.txt").write_bytes(content)
+    cases = [
+        ("run", "PAYOUT_SHARDS", "abc"),
+        ("status", "PAYOUT_SHARDS", "abc"),
+        ("preflight", "PAYOUT_SHARDS", "0"),
+        ("run", "CLICKHOUSE_DSN", "clickhouse://default:hunter2@127.0.0.1:notaport/db"),
+        ("verify", "CLICKHOUSE_DSN", "chdb://relative/store"),
+        ("status", "CLICKHOUSE_DSN", "postgres://127.0.0.1/db"),
+        ("run", "GOLDSKY_ENDPOINT", f"http://127.0.0.1:{_closed_port()}/subgraphs/x/1/gn"),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "absent.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "empty.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "blank.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "binary.txt")),
+        ("run", "PAYOUT_MAX_REJECTED_SHARE", "lots"),
+    ]
+    with run_simulator(SimulatorConfig(size=1_000, seed=1)) as sim:
+        procs = []
+        for i, (command, name, value) in enumerate(cases):
+            env = {**project_env(tmp_path / f"home-{i}", sim.url), name: value}
+            log = tmp_path / f"case-{i}.log"
+            procs.append((command, name, log, start(cli(command), env, log)))
+        try:
+            for command, name, log, proc in procs:
+                assert proc.wait(timeout=120) != 0, (command, name, log.read_text()[-2000:])
+                lines = [line for line in log.read_text().splitlines() if line.strip()]
+                assert len(lines) == 1, (command, name, lines[-20:])
+                assert lines[0].startswith(f"payout-backfill {command}: {name}"), lines
+                assert "Traceback" not in lines[0] and "hunter2" not in lines[0]
+        finally:
+            for *_, proc in procs:
+                kill_group(proc)
+        assert sim.traffic.stats()["ids_served"] == 0

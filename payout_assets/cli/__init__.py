@@ -172,7 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if refusal := _refusal(args.command):
+        print(f"payout-backfill {args.command}: " + refusal, file=sys.stderr)
+        return 2
     return int(args.func(args))
+
+
+def _refusal(command: str) -> str | None:
+    """Why the command must not start: its settings (``payout_assets.settings_check``). None to go
+    ahead."""
+    from payout_assets.settings_check import command_problems
+
+    if problems := command_problems(command):
+        return f"\npayout-backfill {command}: ".join(problems)
+    return None
 
 
 if __name__ == "__main__":
