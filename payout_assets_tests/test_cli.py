@@ -271,19 +271,41 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
     assert ingested_shards == {3}  # shard-02 was fetched but its ingest was not selected
 
 
-def test_two_backfills_at_once_against_one_store(seeded, tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
+    seeded, tmp_path: Path
+) -> None:
+    """Two `payout-backfill run`s on one store (each with its own DAGSTER_HOME, so only the store
+    is shared): the second refuses at once, naming the first's pid; the first fetches each id
+    once and ingests everything."""
     sim, env, store = seeded
     other = {**env, "DAGSTER_HOME": str(tmp_path / "home-b")}
     (tmp_path / "home-b").mkdir()
     first = start(cli("run"), env, tmp_path / "a.log")
-    second = start(cli("run"), other, tmp_path / "b.log")
+    second = None
     try:
+        lock = Path(store.named_lock("backfill-run").lock_file)
+        for _ in range(1200):  # until the first holds the store (or has begun fetching)
+            holds = lock.exists() and f'"pid": {first.pid}' in lock.read_text()
+            if holds or sim.traffic.stats()["requests"] or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, (tmp_path / "a.log").read_text()[-3000:]
+        second = start(cli("run"), other, tmp_path / "b.log")
+        code = second.wait(timeout=120)
+        refusal = (tmp_path / "b.log").read_text()
+        assert first.poll() is None, "the first run must still hold the store"
+        assert code != 0, refusal[-3000:]
+        assert refusal.strip().splitlines() == [refusal.strip()], refusal[-3000:]
+        assert "another payout-backfill run is running on this store" in refusal
+        assert f"pid {first.pid}" in refusal
         assert first.wait(timeout=300) == 0, (tmp_path / "a.log").read_text()[-3000:]
-        assert second.wait(timeout=300) == 0, (tmp_path / "b.log").read_text()[-3000:]
     finally:
         kill_group(first)
-        kill_group(second)
+        if second is not None:
+            kill_group(second)
 
+    stats = settled_stats(sim)
+    assert stats["ids_served_repeated"] == 0, stats
     snapshot = warehouse.current_snapshot(store)
     primary = {
         r[0]

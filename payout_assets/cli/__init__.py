@@ -179,12 +179,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _refusal(command: str) -> str | None:
-    """Why the command must not start: its settings (``payout_assets.settings_check``). None to go
-    ahead."""
-    from payout_assets.settings_check import command_problems
+    """Why the command must not start: its settings (``payout_assets.settings_check``), and for
+    ``run`` another run holding the store (``payout_assets.cli.run_lock``). None to go ahead."""
+    from payout_assets.settings_check import clickhouse_dsn, command_problems
 
     if problems := command_problems(command):
         return f"\npayout-backfill {command}: ".join(problems)
+    if command == "run":
+        from payout_assets.cli import run_lock
+        from payout_assets.write.store import ClickHouseStore
+
+        store = ClickHouseStore(clickhouse_dsn())
+        if busy := run_lock.acquire(store):
+            return busy.message(store.display_dsn)
     return None
 
 
