@@ -30,7 +30,7 @@ from payout_assets_tests.cli_helpers import (
     run,
     start,
 )
-from payout_assets_tests.conftest import settled_stats
+from payout_assets_tests.conftest import settled_stats, write_ids
 
 SHARDS = 4
 
@@ -388,3 +388,37 @@ def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> N
             for *_, proc in procs:
                 kill_group(proc)
         assert sim.traffic.stats()["ids_served"] == 0
+
+
+def test_a_shard_stopped_by_a_check_says_why_on_the_terminal(tmp_path: Path) -> None:
+    """`run` with one shard whose rejected share is over the limit: the terminal names the check,
+    the figure and the limit, the setting and the query listing the rejected rows; the next
+    `run` with another PAYOUT_SHARDS says the shard count changed and how to finish."""
+    with run_simulator(SimulatorConfig(size=2_000, seed=5)) as sim:
+        ids = [sim.universe.condition_id(i).removeprefix("0x") for i in range(300)]
+        for cid in ids[:60]:
+            sim.universe.set_override("0x" + cid, ["2", "2"], "3")
+        env = project_env(
+            tmp_path / "home",
+            sim.url,
+            PAYOUT_SHARDS="1",
+            PAYOUT_IDS_FILE=str(write_ids(tmp_path / "ids.txt", ids)),
+            PAYOUT_MAX_REJECTED_SHARE="0.05",
+        )
+        warehouse.create_source_tables(ClickHouseStore(env["CLICKHOUSE_DSN"]))
+        log = tmp_path / "run.log"
+        assert run(cli("run"), env, log, timeout=300) != 0
+        text = log.read_text()
+        lines = [
+            s for s in text.splitlines() if "blocking check goldsky_payouts/rejected_share" in s
+        ]
+        assert len(lines) == 1, text[-3000:]
+        assert "limit 0.05" in lines[0] and "PAYOUT_MAX_REJECTED_SHARE" in lines[0]
+        assert "FROM payout_backfill.goldsky_payouts WHERE shard = 0 AND run_id = '" in lines[0]
+
+        log = tmp_path / "again.log"
+        assert run(cli("run"), {**env, "PAYOUT_SHARDS": "2"}, log, timeout=300) != 0
+        text = log.read_text()
+        changed = [s for s in text.splitlines() if "PAYOUT_SHARDS changed since the snapshot" in s]
+        assert changed and all("set PAYOUT_SHARDS=1" in s for s in changed), text[-3000:]
+        assert "Traceback" not in text

@@ -23,6 +23,7 @@ import dagster as dg
 from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints
+from payout_assets.cli.failures import shard_failure_lines
 from payout_assets.config import PROJECT_ROOT, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
 
@@ -177,9 +178,9 @@ def _run_backfill(
     outcome.shards_run = todo
     outcome.shards_failed = [k for k, c in codes.items() if c != 0]
     if outcome.shards_failed:
-        say(
-            f"failed shards: {', '.join(outcome.shards_failed)}; logs in {log_dir}. Run again to retry them alone."
-        )
+        say(f"failed shards: {', '.join(outcome.shards_failed)}; logs in {log_dir}")
+        for line in shard_failure_lines(instance, outcome.shards_failed):
+            say(line)
         return outcome
 
     view_start = time.monotonic()
