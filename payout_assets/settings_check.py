@@ -19,6 +19,8 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import click
+
 from payout_assets.config import DEFAULT_GOLDSKY_ENDPOINT, DEFAULT_SHARDS
 
 # Bounds of the reachability probes: long enough for a slow TLS handshake, short enough that a
@@ -46,6 +48,18 @@ COMMAND_SCOPES: dict[str, frozenset[Scope]] = {
     "verify": frozenset({Scope.STORE}),
     "dev": frozenset({Scope.LOAD}),
 }
+
+
+class SettingsError(click.ClickException):
+    """Raised while Dagster loads the definitions with a bad setting. Dagster's command lines are
+    click programs, which print a ``ClickException`` as one ``Error: ...`` line and exit 1 instead
+    of a traceback through Dagster's loader; a code server shows its message as the load error."""
+
+
+def raise_on_load_problems() -> None:
+    """For ``payout_assets.definitions``: stop before any module reads a bad value."""
+    if found := load_problems():
+        raise SettingsError("; ".join(found))
 
 
 def _redact_url(url: str) -> str:

@@ -377,7 +377,15 @@ def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> N
             env = {**project_env(tmp_path / f"home-{i}", sim.url), name: value}
             log = tmp_path / f"case-{i}.log"
             procs.append((command, name, log, start(cli(command), env, log)))
+        # Dagster's own command line loading the definitions: one line too, no traceback.
+        env = {**project_env(tmp_path / "home-dagster", sim.url), "PAYOUT_SHARDS": "abc"}
+        dagster_log = tmp_path / "dagster.log"
+        loading = start(materialize("missing_condition_ids"), env, dagster_log)
         try:
+            assert loading.wait(timeout=120) != 0
+            text = dagster_log.read_text()
+            assert "Traceback" not in text, text[-3000:]
+            assert "Error: PAYOUT_SHARDS='abc' is not a whole number" in text, text[-3000:]
             for command, name, log, proc in procs:
                 assert proc.wait(timeout=120) != 0, (command, name, log.read_text()[-2000:])
                 lines = [line for line in log.read_text().splitlines() if line.strip()]
@@ -385,6 +393,7 @@ def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> N
                 assert lines[0].startswith(f"payout-backfill {command}: {name}"), lines
                 assert "Traceback" not in lines[0] and "hunter2" not in lines[0]
         finally:
+            kill_group(loading)
             for *_, proc in procs:
                 kill_group(proc)
         assert sim.traffic.stats()["ids_served"] == 0
