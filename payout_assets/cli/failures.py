@@ -99,8 +99,10 @@ def _step_error(event: dg.EventLogEntry) -> str | None:
     error = data.error
     if error is None or error.cls_name == "DagsterAssetCheckFailedError":
         return None  # the check's own evaluation says more
+    while error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+        error = error.cause  # the user code's own exception, not Dagster's wrapper
     message = error.message.strip().split("\n", 1)[0]
-    return message.split(": ", 1)[1] if message.startswith(error.cls_name or "\0") else message
+    return re.sub(rf"^[\w.]*\b{re.escape(error.cls_name or '')}: ", "", message)
 
 
 def run_failure_lines(instance: dg.DagsterInstance, run: dg.DagsterRun, label: str) -> list[str]:
