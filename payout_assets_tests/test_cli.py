@@ -284,9 +284,9 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
     second = None
     try:
         lock = Path(store.named_lock("backfill-run").lock_file)
-        for _ in range(1200):  # until the first holds the store (or has begun fetching)
+        for _ in range(1200):  # until the first holds the store (or has begun fetching ids)
             holds = lock.exists() and f'"pid": {first.pid}' in lock.read_text()
-            if holds or sim.traffic.stats()["requests"] or first.poll() is not None:
+            if holds or sim.traffic.stats()["ids_served"] or first.poll() is not None:
                 break
             time.sleep(0.1)
         assert first.poll() is None, (tmp_path / "a.log").read_text()[-3000:]
