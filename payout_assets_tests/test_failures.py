@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from payout_assets.cli.failures import shard_failure_lines
+from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
+from payout_assets.defs import assets
 from payout_assets.simulator import Simulator
+from payout_assets.write.store import ClickHouseStore
 from payout_assets_tests.conftest import Pipeline, write_ids
 
 
@@ -58,3 +60,14 @@ def test_a_changed_shard_count_says_so_and_how_to_finish(
     (line,) = shard_failure_lines(pipeline.instance, ["shard-00"])
     assert line.startswith("shard-00: step goldsky_payouts failed: PAYOUT_SHARDS changed"), line
     assert "set PAYOUT_SHARDS=8" in line and "--fresh" in line
+
+
+def test_a_failed_snapshot_run_says_why(pipeline: Pipeline, tmp_path: Path) -> None:
+    """The snapshot against a store without the source tables: the failed step's own error (the
+    missing table and the DDL that creates it), from the run's records."""
+    pipeline.store = ClickHouseStore(f"chdb://{tmp_path / 'bare'}")
+    job = pipeline.materialize([assets.missing_condition_ids]).dagster_run.job_name
+    (line,) = job_failure_lines(pipeline.instance, job)
+    assert line.startswith(f"{job}: step missing_condition_ids failed: "), line
+    assert "default.market_resolutions_final does not exist" in line
+    assert "source_tables.sql" in line and "Traceback" not in line

@@ -144,3 +144,12 @@ def shard_failure_lines(instance: dg.DagsterInstance, refs: Sequence[str]) -> li
             continue
         lines += run_failure_lines(instance, run, run.tags.get(PARTITION_TAG, ref))
     return lines
+
+
+def job_failure_lines(instance: dg.DagsterInstance, job_name: str) -> list[str]:
+    """Why the newest run of an unpartitioned job (the snapshot, the view) failed; nothing when
+    it succeeded or never ran."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name), limit=1)
+    if not records or records[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS:
+        return []
+    return run_failure_lines(instance, records[0].dagster_run, job_name)

@@ -23,7 +23,7 @@ import dagster as dg
 from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints
-from payout_assets.cli.failures import shard_failure_lines
+from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.config import PROJECT_ROOT, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
 
@@ -157,6 +157,8 @@ def _run_backfill(
         outcome.seconds["missing_condition_ids"] = time.monotonic() - started
         if not ok:
             say(f"missing_condition_ids failed; see {log_dir / 'refresh_missing_ids.log'}")
+            for line in job_failure_lines(instance, "refresh_missing_ids"):
+                say(line)
             outcome.shards_failed = keys
             return outcome
         since, checkpoints = shard_checkpoints(instance, keys)
