@@ -4,6 +4,7 @@ Dagster CLIs, and definition validation. Every process runs in its own group and
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ from payout_assets_tests.cli_helpers import (
     run,
     start,
 )
-from payout_assets_tests.conftest import settled_stats
+from payout_assets_tests.conftest import settled_stats, write_ids
 
 SHARDS = 4
 
@@ -270,19 +271,41 @@ def test_dagster_and_dg_command_lines(seeded, tmp_path: Path) -> None:
     assert ingested_shards == {3}  # shard-02 was fetched but its ingest was not selected
 
 
-def test_two_backfills_at_once_against_one_store(seeded, tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
+    seeded, tmp_path: Path
+) -> None:
+    """Two `payout-backfill run`s on one store (each with its own DAGSTER_HOME, so only the store
+    is shared): the second refuses at once, naming the first's pid; the first fetches each id
+    once and ingests everything."""
     sim, env, store = seeded
     other = {**env, "DAGSTER_HOME": str(tmp_path / "home-b")}
     (tmp_path / "home-b").mkdir()
     first = start(cli("run"), env, tmp_path / "a.log")
-    second = start(cli("run"), other, tmp_path / "b.log")
+    second = None
     try:
+        lock = Path(store.named_lock("backfill-run").lock_file)
+        for _ in range(1200):  # until the first holds the store (or has begun fetching ids)
+            holds = lock.exists() and f'"pid": {first.pid}' in lock.read_text()
+            if holds or sim.traffic.stats()["ids_served"] or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, (tmp_path / "a.log").read_text()[-3000:]
+        second = start(cli("run"), other, tmp_path / "b.log")
+        code = second.wait(timeout=120)
+        refusal = (tmp_path / "b.log").read_text()
+        assert first.poll() is None, "the first run must still hold the store"
+        assert code != 0, refusal[-3000:]
+        assert refusal.strip().splitlines() == [refusal.strip()], refusal[-3000:]
+        assert "another payout-backfill run is running on this store" in refusal
+        assert f"pid {first.pid}" in refusal
         assert first.wait(timeout=300) == 0, (tmp_path / "a.log").read_text()[-3000:]
-        assert second.wait(timeout=300) == 0, (tmp_path / "b.log").read_text()[-3000:]
     finally:
         kill_group(first)
-        kill_group(second)
+        if second is not None:
+            kill_group(second)
 
+    stats = settled_stats(sim)
+    assert stats["ids_served_repeated"] == 0, stats
     snapshot = warehouse.current_snapshot(store)
     primary = {
         r[0]
@@ -315,3 +338,96 @@ def test_workers_fork_from_a_warm_frozen_forkserver(tmp_path: Path) -> None:
     report = json.loads(log.read_text().strip().splitlines()[-1])
     assert report["has_pandera"], report
     assert report["frozen_objects"] > 100_000, report
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> None:
+    """Each bad setting, alone in an otherwise working environment, stops the command before
+    anything starts: a non-zero exit, one line naming the variable, no traceback, no request."""
+    files = {
+        "empty": b"",
+        "blank": b"\n   \n\t\n",
+        "binary": bytes(range(256)) * 8,
+    }
+    for name, content in files.items():
+        (tmp_path / f"{name}.txt").write_bytes(content)
+    cases = [
+        ("run", "PAYOUT_SHARDS", "abc"),
+        ("status", "PAYOUT_SHARDS", "abc"),
+        ("preflight", "PAYOUT_SHARDS", "0"),
+        ("run", "CLICKHOUSE_DSN", "clickhouse://default:hunter2@127.0.0.1:notaport/db"),
+        ("verify", "CLICKHOUSE_DSN", "chdb://relative/store"),
+        ("status", "CLICKHOUSE_DSN", "postgres://127.0.0.1/db"),
+        ("run", "GOLDSKY_ENDPOINT", f"http://127.0.0.1:{_closed_port()}/subgraphs/x/1/gn"),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "absent.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "empty.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "blank.txt")),
+        ("run", "PAYOUT_IDS_FILE", str(tmp_path / "binary.txt")),
+        ("run", "PAYOUT_MAX_REJECTED_SHARE", "lots"),
+    ]
+    with run_simulator(SimulatorConfig(size=1_000, seed=1)) as sim:
+        procs = []
+        for i, (command, name, value) in enumerate(cases):
+            env = {**project_env(tmp_path / f"home-{i}", sim.url), name: value}
+            log = tmp_path / f"case-{i}.log"
+            procs.append((command, name, log, start(cli(command), env, log)))
+        # Dagster's own command line loading the definitions: one line too, no traceback.
+        env = {**project_env(tmp_path / "home-dagster", sim.url), "PAYOUT_SHARDS": "abc"}
+        dagster_log = tmp_path / "dagster.log"
+        loading = start(materialize("missing_condition_ids"), env, dagster_log)
+        try:
+            assert loading.wait(timeout=120) != 0
+            text = dagster_log.read_text()
+            assert "Traceback" not in text, text[-3000:]
+            assert "Error: PAYOUT_SHARDS='abc' is not a whole number" in text, text[-3000:]
+            for command, name, log, proc in procs:
+                assert proc.wait(timeout=120) != 0, (command, name, log.read_text()[-2000:])
+                lines = [line for line in log.read_text().splitlines() if line.strip()]
+                assert len(lines) == 1, (command, name, lines[-20:])
+                assert lines[0].startswith(f"payout-backfill {command}: {name}"), lines
+                assert "Traceback" not in lines[0] and "hunter2" not in lines[0]
+        finally:
+            kill_group(loading)
+            for *_, proc in procs:
+                kill_group(proc)
+        assert sim.traffic.stats()["ids_served"] == 0
+
+
+def test_a_shard_stopped_by_a_check_says_why_on_the_terminal(tmp_path: Path) -> None:
+    """`run` with one shard whose rejected share is over the limit: the terminal names the check,
+    the figure and the limit, the setting and the query listing the rejected rows; the next
+    `run` with another PAYOUT_SHARDS says the shard count changed and how to finish."""
+    with run_simulator(SimulatorConfig(size=2_000, seed=5)) as sim:
+        ids = [sim.universe.condition_id(i).removeprefix("0x") for i in range(300)]
+        for cid in ids[:60]:
+            sim.universe.set_override("0x" + cid, ["2", "2"], "3")
+        env = project_env(
+            tmp_path / "home",
+            sim.url,
+            PAYOUT_SHARDS="1",
+            PAYOUT_IDS_FILE=str(write_ids(tmp_path / "ids.txt", ids)),
+            PAYOUT_MAX_REJECTED_SHARE="0.05",
+        )
+        warehouse.create_source_tables(ClickHouseStore(env["CLICKHOUSE_DSN"]))
+        log = tmp_path / "run.log"
+        assert run(cli("run"), env, log, timeout=300) != 0
+        text = log.read_text()
+        lines = [
+            s for s in text.splitlines() if "blocking check goldsky_payouts/rejected_share" in s
+        ]
+        assert len(lines) == 1, text[-3000:]
+        assert "limit 0.05" in lines[0] and "PAYOUT_MAX_REJECTED_SHARE" in lines[0]
+        assert "FROM payout_backfill.goldsky_payouts WHERE shard = 0 AND run_id = '" in lines[0]
+
+        log = tmp_path / "again.log"
+        assert run(cli("run"), {**env, "PAYOUT_SHARDS": "2"}, log, timeout=300) != 0
+        text = log.read_text()
+        changed = [s for s in text.splitlines() if "PAYOUT_SHARDS changed since the snapshot" in s]
+        assert changed and all("set PAYOUT_SHARDS=1" in s for s in changed), text[-3000:]
+        assert "Traceback" not in text

@@ -21,14 +21,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary_rows,
     )
     from payout_assets.cli.run import run_backfill
-    from payout_assets.write.store import ClickHouseStore
+    from payout_assets.write.store import ClickHouseStore, StoreError
 
     progress = Progress.for_stdout(args.json)
     outcome = run_backfill(
         fresh=args.fresh, max_parallel=args.parallel, say=progress.say, progress=progress
     )
     store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
-    _, counts = ledger_counts(store)
+    try:
+        _, counts = ledger_counts(store)
+    except StoreError as exc:  # e.g. the first snapshot failed before it made any table
+        progress.say(f"the ledger cannot be read: {exc}")
+        counts = {}
     # The ledger, not the runs' exit codes, says whether every id was fetched: runs can all
     # succeed while the store's newest snapshot holds ids no shard asked for.
     still_open = open_ids(counts)
@@ -37,7 +41,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.summary({**outcome.as_summary(counts), "ok": ok, "open_ids": still_open})
         return 0 if ok else 1
     extra = {f"seconds: {k}": f"{v:.1f}" for k, v in outcome.seconds.items()}
-    print(render_table(summary_rows(counts, extra)))
+    if counts:
+        print(render_table(summary_rows(counts, extra)))
     if still_open:
         print(open_ids_line(still_open))
     print("OK" if ok else f"FAILED (logs: {outcome.log_dir})")
@@ -202,7 +207,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if refusal := _refusal(args.command):
+        print(f"payout-backfill {args.command}: " + refusal, file=sys.stderr)
+        return 2
     return int(args.func(args))
+
+
+def _refusal(command: str) -> str | None:
+    """Why the command must not start: its settings (``payout_assets.settings_check``), and for
+    ``run`` another run holding the store (``payout_assets.cli.run_lock``). None to go ahead."""
+    from payout_assets.settings_check import clickhouse_dsn, command_problems
+
+    if problems := command_problems(command):
+        return f"\npayout-backfill {command}: ".join(problems)
+    if command == "run":
+        from payout_assets.cli import run_lock
+        from payout_assets.write.store import ClickHouseStore
+
+        store = ClickHouseStore(clickhouse_dsn())
+        if busy := run_lock.acquire(store):
+            return busy.message(store.display_dsn)
+    return None
 
 
 if __name__ == "__main__":

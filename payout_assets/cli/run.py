@@ -23,6 +23,7 @@ import dagster as dg
 from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
+from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.config import PROJECT_ROOT, dagster_home, default_clickhouse_dsn, shard_count
 from payout_assets.defs.partitions import shard_key
 from payout_assets.write import warehouse
@@ -189,6 +190,8 @@ def _run_backfill(
         outcome.seconds["missing_condition_ids"] = time.monotonic() - started
         if not ok:
             say(f"missing_condition_ids failed; see {log_dir / 'refresh_missing_ids.log'}")
+            for line in job_failure_lines(instance, "refresh_missing_ids"):
+                say(line)
             outcome.shards_failed = keys
             return outcome
         since, checkpoints = shard_checkpoints(instance, keys)
@@ -210,9 +213,9 @@ def _run_backfill(
     outcome.shards_run = todo
     outcome.shards_failed = [k for k, c in codes.items() if c != 0]
     if outcome.shards_failed:
-        say(
-            f"failed shards: {', '.join(outcome.shards_failed)}; logs in {log_dir}. Run again to retry them alone."
-        )
+        say(f"failed shards: {', '.join(outcome.shards_failed)}; logs in {log_dir}")
+        for line in shard_failure_lines(instance, outcome.shards_failed):
+            say(line)
         return outcome
 
     view_start = time.monotonic()

@@ -306,8 +306,10 @@ def _fetch_shard(
         raise dg.Failure("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shard_count():
         raise dg.Failure(
-            f"missing_condition_ids was split into {snapshot.shard_count} shards but PAYOUT_SHARDS is "
-            f"{shard_count()}: re-materialise missing_condition_ids with the current PAYOUT_SHARDS"
+            f"PAYOUT_SHARDS changed since the snapshot: it is {shard_count()}, the snapshot was "
+            f"split into {snapshot.shard_count} shards; set PAYOUT_SHARDS={snapshot.shard_count} "
+            "to finish this backfill, or take a new snapshot with the current value "
+            "(payout-backfill run --fresh, or materialise missing_condition_ids)"
         )
     try:
         with warnings.catch_warnings():
