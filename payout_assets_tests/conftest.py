@@ -27,6 +27,20 @@ from payout_assets.write.store import ClickHouseStore
 settings.register_profile("payout", deadline=None)
 settings.load_profile("payout")
 
+# default.resolutions_external_ingest's columns, for tests that write rows as another writer would
+INGEST_COLUMNS = [
+    "condition_id",
+    "payout_numerators",
+    "payout_denominator",
+    "winning_index",
+    "resolved_at",
+    "source",
+    "block_number",
+    "fetched_at",
+    "run_id",
+    "version",
+]
+
 ALL_CHECKS = [
     checks.goldsky_payouts_checks,
     checks.resolutions_external_ingest_checks,

@@ -30,7 +30,7 @@ from payout_assets.validate.schema import rule_failures
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets.write.warehouse import Snapshot
-from payout_assets_tests.conftest import Pipeline, check_results, write_ids
+from payout_assets_tests.conftest import INGEST_COLUMNS, Pipeline, check_results, write_ids
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:
@@ -105,19 +105,6 @@ def test_a_multi_megabyte_line_is_recorded_invalid_and_truncated_in_the_ledger(
 
 
 # -- item 5: condition ids are canonical where rows enter and where they are read ---------------
-
-INGEST_COLUMNS = [
-    "condition_id",
-    "payout_numerators",
-    "payout_denominator",
-    "winning_index",
-    "resolved_at",
-    "source",
-    "block_number",
-    "fetched_at",
-    "run_id",
-    "version",
-]
 
 
 def _ingest_row(cid: str, numerators: list[int], winner: int) -> tuple:

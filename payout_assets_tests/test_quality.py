@@ -17,7 +17,14 @@ from payout_assets.validate import rules
 from payout_assets.write import warehouse
 from payout_assets.write.store import ClickHouseStore
 from payout_assets_tests.checks_tab import latest_check_executions
-from payout_assets_tests.conftest import ALL_ASSETS, ALL_CHECKS, Pipeline, check_results, write_ids
+from payout_assets_tests.conftest import (
+    ALL_ASSETS,
+    ALL_CHECKS,
+    INGEST_COLUMNS,
+    Pipeline,
+    check_results,
+    write_ids,
+)
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:
@@ -183,18 +190,7 @@ def test_verify_reports_pass_then_fails_on_a_corrupted_table(
     store.insert(
         "default.resolutions_external_ingest",
         [("e" * 64, [2, 0], 1, 0, None, "goldsky", 1, warehouse.now_utc(), "bad-run", 1)],
-        [
-            "condition_id",
-            "payout_numerators",
-            "payout_denominator",
-            "winning_index",
-            "resolved_at",
-            "source",
-            "block_number",
-            "fetched_at",
-            "run_id",
-            "version",
-        ],
+        INGEST_COLUMNS,
     )
     results = {r.name: r for r in verify(store)}
     assert results["numerator_sums"].status == "FAIL"
