@@ -33,19 +33,21 @@ SNIFF_BYTES = 64 * 1024
 class Scope(Enum):
     """What a command reads. ``LOAD``: what loading the Dagster definitions reads (so a bad value
     there stops ``dagster`` too). ``STORE``: where the data is. ``RUN``: the rest of a backfill's
-    settings. ``REACH``: the endpoint and a ClickHouse server answer, and the ids file has ids."""
+    settings. ``REACH``: the endpoint and a ClickHouse server answer, and the ids file has ids.
+    ``SERVER``: a ClickHouse server answers (for commands that read the store but not the endpoint)."""
 
     LOAD = "load"
     STORE = "store"
     RUN = "run"
     REACH = "reach"
+    SERVER = "server"
 
 
 COMMAND_SCOPES: dict[str, frozenset[Scope]] = {
     "run": frozenset(Scope),
     "preflight": frozenset({Scope.LOAD, Scope.STORE, Scope.RUN}),  # it probes the rest itself
-    "status": frozenset({Scope.LOAD, Scope.STORE}),
-    "verify": frozenset({Scope.STORE}),
+    "status": frozenset({Scope.LOAD, Scope.STORE, Scope.SERVER}),
+    "verify": frozenset({Scope.STORE, Scope.SERVER}),
     "dev": frozenset({Scope.LOAD}),
 }
 
@@ -323,11 +325,13 @@ def problems(scopes: frozenset[Scope]) -> list[str]:
     found = [
         p
         for scope in Scope
-        if scope in scopes and scope is not Scope.REACH
+        if scope in scopes and scope not in {Scope.REACH, Scope.SERVER}
         for p in _CHECKS[scope]()
     ]
     if not found and Scope.REACH in scopes:
         found = reach_problems()
+    elif not found and Scope.SERVER in scopes:
+        found = [p for p in [_server_unreachable()] if p]
     return found
 
 

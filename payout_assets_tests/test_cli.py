@@ -364,6 +364,8 @@ def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> N
         ("run", "CLICKHOUSE_DSN", "clickhouse://default:hunter2@127.0.0.1:notaport/db"),
         ("verify", "CLICKHOUSE_DSN", "chdb://relative/store"),
         ("status", "CLICKHOUSE_DSN", "postgres://127.0.0.1/db"),
+        ("verify", "CLICKHOUSE_DSN", f"http://u:hunter2@127.0.0.1:{_closed_port()}/default"),
+        ("status", "CLICKHOUSE_DSN", f"http://u:hunter2@127.0.0.1:{_closed_port()}/default"),
         ("run", "GOLDSKY_ENDPOINT", f"http://127.0.0.1:{_closed_port()}/subgraphs/x/1/gn"),
         ("run", "PAYOUT_IDS_FILE", str(tmp_path / "absent.txt")),
         ("run", "PAYOUT_IDS_FILE", str(tmp_path / "empty.txt")),

@@ -93,3 +93,13 @@ def test_a_parallelism_that_runs_no_shard_is_refused(value: str, tmp_path: Path)
     (line,) = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
     assert "argument --parallel" in line and value in line, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_verify_on_a_store_without_a_backfill_says_so_in_one_line(tmp_path: Path) -> None:
+    env = project_env(tmp_path / "home", "http://127.0.0.1:9/")
+    env["CLICKHOUSE_DSN"] = f"chdb://{tmp_path / 'empty-store'}"
+    proc = subprocess.run(cli("verify"), env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
+    assert "no backfill" in line and "payout-backfill run" in line, proc.stdout
+    assert "DB::Exception" not in proc.stdout + proc.stderr

@@ -15,6 +15,7 @@ from payout_assets.validate.rules import RuleResult
 from payout_assets.write.store import ClickHouseStore, StoreError
 
 MAX_ERROR_RATE = 0.01
+INGEST_TABLE = "resolutions_external_ingest"
 
 
 def verify(store: ClickHouseStore) -> list[RuleResult]:
@@ -36,6 +37,15 @@ def run_verify() -> int:
     store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
     print(f"verify: {store.display_dsn}")
     try:
+        if not store.table_exists(INGEST_TABLE):
+            # A fresh or mistyped store: the rules would each fail on a missing table, which
+            # reads like corruption; what the operator needs is which store and what to do.
+            print(
+                f"FAIL  clickhouse: {store.display_dsn} holds no backfill yet (no {INGEST_TABLE}"
+                " table): run payout-backfill run first, or set CLICKHOUSE_DSN to the store"
+                " that holds it"
+            )
+            return 1
         results = verify(store)
     except StoreError as exc:
         print(f"FAIL  clickhouse: {exc}")
