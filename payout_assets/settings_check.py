@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import click
 
 from payout_assets.config import DEFAULT_GOLDSKY_ENDPOINT, DEFAULT_SHARDS
+from payout_assets.redact import redact
 
 # Bounds of the reachability probes: long enough for a slow TLS handshake, short enough that a
 # mistyped host is reported in seconds rather than after a shard's retry budget.
@@ -62,13 +63,6 @@ def raise_on_load_problems() -> None:
     """For ``payout_assets.definitions``: stop before any module reads a bad value."""
     if found := load_problems():
         raise SettingsError("; ".join(found))
-
-
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def _env(name: str) -> str | None:
@@ -143,7 +137,7 @@ def clickhouse_dsn() -> str:
 def store_problems() -> list[str]:
     """CLICKHOUSE_DSN is well formed (a server's reachability is a ``REACH`` check)."""
     dsn = clickhouse_dsn()
-    shown = _redact_url(dsn)
+    shown = redact(dsn)
     fix = "set CLICKHOUSE_DSN to chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db"
     try:
         parts = urlsplit(dsn)
@@ -177,7 +171,7 @@ def run_problems() -> list[str]:
         well_formed = False
     if not well_formed:
         problems.append(
-            f"GOLDSKY_ENDPOINT={_redact_url(url)!r} is not an http(s) URL: set it to the "
+            f"GOLDSKY_ENDPOINT={redact(url)!r} is not an http(s) URL: set it to the "
             "subgraph's GraphQL URL (https://…/subgraphs/<name>/<version>/gn), or unset it"
         )
     dialect = _env("GOLDSKY_DIALECT")
@@ -263,12 +257,12 @@ def _endpoint_unreachable() -> str | None:
     except httpx.HTTPError as exc:
         reason = _reason(exc)
         return (
-            f"GOLDSKY_ENDPOINT={_redact_url(url)!r} is unreachable ({reason}): check the URL and "
+            f"GOLDSKY_ENDPOINT={redact(url)!r} is unreachable ({reason}): check the URL and "
             "that the subgraph is up and reachable from this host"
         )
     if answer.status_code == 404:
         return (
-            f"GOLDSKY_ENDPOINT={_redact_url(url)!r} answers HTTP 404 (no subgraph there): set it "
+            f"GOLDSKY_ENDPOINT={redact(url)!r} answers HTTP 404 (no subgraph there): set it "
             "to the subgraph's GraphQL URL (…/subgraphs/<name>/<version>/gn)"
         )
     return None
@@ -298,7 +292,7 @@ def _server_unreachable() -> str | None:
         httpx.get(f"{parts.scheme}://{parts.hostname}:{port}/ping", timeout=PROBE_TIMEOUT_S)
     except httpx.HTTPError as exc:
         return (
-            f"CLICKHOUSE_DSN={_redact_url(dsn)!r}: the server does not answer ({_reason(exc)}): "
+            f"CLICKHOUSE_DSN={redact(dsn)!r}: the server does not answer ({_reason(exc)}): "
             "check the host and port, and that ClickHouse is up"
         )
     return None

@@ -37,10 +37,14 @@ def _open(store: ClickHouseStore) -> dict[str, int]:
     return open_ids(warehouse.state_counts(store, snapshot.generation))
 
 
-def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(tmp_path: Path) -> None:
+def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two shards, in process and in the CLI alike: the CLI's fixed cost grows with its shards.
+    monkeypatch.setenv("PAYOUT_SHARDS", "2")
     with run_simulator(SimulatorConfig(size=4_000, seed=5)) as sim:
         home = tmp_path / "home"
-        env = project_env(home, sim.url)
+        env = project_env(home, sim.url, PAYOUT_SHARDS="2")
         store = ClickHouseStore(env["CLICKHOUSE_DSN"])
         seed_store(store, sim.universe, 1_500)
         # A backfill the CLI's instance knows: its snapshot, and one shard done for it.
