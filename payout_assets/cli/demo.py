@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from payout_assets.cli.report import ledger_counts, render_table, summary_rows
+from payout_assets.cli.progress import Progress
+from payout_assets.cli.report import (
+    ledger_counts,
+    open_ids,
+    open_ids_line,
+    render_table,
+    summary_rows,
+)
 from payout_assets.cli.run import ensure_home, run_backfill
 from payout_assets.simulator import SimulatorConfig, Universe, run_simulator
 from payout_assets.validate.ids import normalize_condition_id, to_subgraph_id
@@ -156,7 +163,8 @@ def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) 
         primary = seed_store(store, sim.universe, universe_ids)
         print(f"market_resolutions_final already covers {primary:,} conditions")
         started = time.monotonic()
-        outcome = run_backfill(fresh=True)
+        progress = Progress.for_stdout(as_json=False)
+        outcome = run_backfill(fresh=True, say=progress.say, progress=progress)
         wall = time.monotonic() - started
         stats = sim.traffic.stats()
     _, counts = ledger_counts(store)
@@ -171,5 +179,9 @@ def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) 
     )
     print(render_table(rows))
     print(f"Dagster runs are in {home}: `make dev` shows them at http://127.0.0.1:3000")
-    print("OK" if outcome.ok else f"FAILED (logs: {outcome.log_dir})")
-    return 0 if outcome.ok else 1
+    still_open = open_ids(counts)
+    if still_open:
+        print(open_ids_line(still_open))
+    ok = outcome.ok and not still_open
+    print("OK" if ok else f"FAILED (logs: {outcome.log_dir})")
+    return 0 if ok else 1
