@@ -29,7 +29,13 @@ import httpx
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.config import shard_count
-from payout_assets.fetch.client import ClientSettings, Dialect, GoldskyClient, SubgraphMeta
+from payout_assets.fetch.client import (
+    ClientSettings,
+    Dialect,
+    GoldskyClient,
+    SubgraphMeta,
+    request_headers,
+)
 from payout_assets.fetch.errors import GoldskyError, PermanentGoldskyError, RateLimitedError
 from payout_assets.redact import redact
 from payout_assets.resources.clickhouse import ClickHouseResource
@@ -648,12 +654,9 @@ def _switch_fix(served: Dialect) -> str:
 
 
 def _http_client(settings: ClientSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
-    headers = {"content-type": "application/json", **dict(settings.headers)}
-    if settings.api_key:
-        headers["authorization"] = f"Bearer {settings.api_key}"
     return httpx.Client(
         timeout=httpx.Timeout(min(settings.timeout_s, HTTP_TIMEOUT_S)),
-        headers=headers,
+        headers=request_headers(settings.api_key, settings.headers),
         transport=transport,
     )
 

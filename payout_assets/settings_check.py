@@ -241,12 +241,11 @@ def _endpoint_unreachable() -> str | None:
     resolve, refuses, or does not answer, or a URL where no subgraph lives (HTTP 404)."""
     import httpx
 
+    from payout_assets.fetch.client import request_headers
+
     url = endpoint()
-    headers = {"content-type": "application/json"}
-    if key := _env("GOLDSKY_API_KEY"):
-        headers["authorization"] = f"Bearer {key}"
-    if extra := _env("GOLDSKY_HEADERS"):
-        headers.update({str(k): str(v) for k, v in json.loads(extra).items()})
+    extra = json.loads(_env("GOLDSKY_HEADERS") or "{}")
+    headers = request_headers(_env("GOLDSKY_API_KEY"), {str(k): str(v) for k, v in extra.items()})
     try:
         answer = httpx.post(
             url,

@@ -89,6 +89,15 @@ class SubgraphMeta:
     has_indexing_errors: bool
 
 
+def request_headers(api_key: str | None, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers of every request to the subgraph: JSON, the extra headers, the bearer key.
+    One place, so the client, preflight and the settings check authenticate alike."""
+    out = {"content-type": "application/json", **dict(headers)}
+    if api_key:
+        out["authorization"] = f"Bearer {api_key}"
+    return out
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     endpoint: str
@@ -254,12 +263,9 @@ class GoldskyClient:
         )
         self._meta_doc = _document("meta", settings.dialect)
         self._changed_doc = _document("changed_since", settings.dialect)
-        headers = {"content-type": "application/json", **dict(settings.headers)}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
         self._http = httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
-            headers=headers,
+            headers=request_headers(settings.api_key, settings.headers),
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
         )
         self._limiter = _host_limiter(settings)
