@@ -23,20 +23,20 @@ $(UV):
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
-	$(BIN)/python -m compileall -q payout_assets bench
+	$(BIN)/python -m compileall -q payout_assets payout_standins bench
 	touch $@
 
 demo: install
-	$(BIN)/payout-backfill demo
+	$(BIN)/python -m payout_standins demo
 
 test: install
-	$(BIN)/ruff check payout_assets payout_assets_tests bench
-	$(BIN)/ruff format --check payout_assets payout_assets_tests bench
+	$(BIN)/ruff check payout_assets payout_standins payout_assets_tests bench
+	$(BIN)/ruff format --check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check --fix payout_assets payout_assets_tests bench
-	$(BIN)/ruff format payout_assets payout_assets_tests bench
+	$(BIN)/ruff check --fix payout_assets payout_standins payout_assets_tests bench
+	$(BIN)/ruff format payout_assets payout_standins payout_assets_tests bench
 
 system-deps:
 	bash scripts/install-system-deps.sh
@@ -45,7 +45,7 @@ test-ui: install system-deps
 	$(BIN)/python -m pytest -m ui
 
 dev: install
-	$(BIN)/payout-backfill dev
+	$(BIN)/python -m payout_standins dev
 
 $(BENCH_VENV)/.installed: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(BENCH_VENV) $(UV) sync --frozen --no-dev --compile-bytecode --python $(PYTHON)

@@ -25,7 +25,8 @@ import httpx
 QUERY = (
     Path(__file__).resolve().parent.parent
     / "payout_assets"
-    / "fetch"
+    / "sources"
+    / "goldsky"
     / "queries"
     / "payouts_pnl.graphql"
 ).read_text()

@@ -16,9 +16,9 @@ from typing import Any
 
 from gql import gql
 
-from payout_assets.fetch import client as client_module
-from payout_assets.fetch.client import ClientSettings, Dialect
-from payout_assets.resources.goldsky import GoldskyResource
+from payout_assets.sources.goldsky import client as client_module
+from payout_assets.sources.goldsky.client import ClientSettings, Dialect
+from payout_assets.sources.goldsky.resource import GoldskyResource
 
 GRAPH_NODE_DEFAULT_FIRST = 100
 _QUERY_WITHOUT_FIRST = """

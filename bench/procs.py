@@ -195,7 +195,7 @@ class TreeSampler:
         if proc.ppid() in forkservers:
             return "run"
         cmdline = " ".join(proc.cmdline())
-        if "payout_assets.worker" in cmdline:
+        if "payout_assets.sources.goldsky.worker" in cmdline:
             return "worker"  # a shard run's fetch, in its own process (Dagster Pipes)
         if "resource_tracker" in cmdline:
             return "resource_tracker"

@@ -13,7 +13,7 @@ import os
 import sys
 
 from payout_assets.cli import launcher, main
-from payout_assets.worker import PRELOAD_ENV
+from payout_assets.sources.goldsky.worker import PRELOAD_ENV
 
 PATCHES = {"no-first": "bench.nofirst"}
 

@@ -46,7 +46,7 @@ import psutil
 from bench.baseline import run_baseline
 from bench.procs import ProcessPeak, TreeSampler, stop_group
 from bench.sim import PIPELINE_BIN, PROJECT_ROOT, VENV_BIN, SimulatorProcess
-from payout_assets.simulator import Universe
+from payout_standins.goldsky import Universe
 
 MAX_FIRST = 1000
 SEED = 11

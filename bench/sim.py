@@ -33,7 +33,7 @@ START_TIMEOUT_S = 60.0
 
 
 class SimulatorProcess:
-    """``payout-backfill simulate`` (as ``bench.simserver``) in its own process group."""
+    """``python -m payout_standins simulate`` (as ``bench.simserver``) in its own process group."""
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ process would inflate what the sampler sees and pin the engine to the first stor
 
 ``seed`` creates the production source tables (``market_resolutions_final`` left empty, so every
 id of the ids file is missing). ``ingest`` measures write throughput on the embedded engine the
-way a shard writes (``warehouse.stage_rows`` in flushes of ``shard.FLUSH_ROWS`` rows, one engine
+way a shard writes (``tables.stage_rows`` in flushes of ``shard.FLUSH_ROWS`` rows, one engine
 session each), then inside one held session, then the in-engine ``INSERT ... SELECT`` that the
 ``resolutions_external_ingest`` asset runs. Each prints one JSON object.
 """
@@ -21,15 +21,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from payout_assets.shard import FLUSH_ROWS
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.sources.goldsky.shard import FLUSH_ROWS
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 
 
 def seed(dsn: str) -> dict[str, Any]:
     store = ClickHouseStore(dsn)
     started = time.perf_counter()
-    warehouse.create_source_tables(store)
+    tables.create_source_tables(store)
     rows = store.query_rows("SELECT count() FROM default.market_resolutions_final")[0][0]
     return {"seconds": time.perf_counter() - started, "market_resolutions_final_rows": int(rows)}
 
@@ -50,8 +50,8 @@ def _staging_rows(count: int, shard: int, run_id: str, generation: str) -> list[
 
 def ingest(dsn: str, rows: int) -> dict[str, Any]:
     store = ClickHouseStore(dsn)
-    warehouse.create_source_tables(store)
-    warehouse.ensure_schema(store)
+    tables.create_source_tables(store)
+    tables.ensure_schema(store)
     generation = str(uuid.uuid4())
     result: dict[str, Any] = {"rows": rows, "flush_rows": FLUSH_ROWS}
 
@@ -66,7 +66,7 @@ def ingest(dsn: str, rows: int) -> dict[str, Any]:
     batch = _staging_rows(rows, 0, run_a, generation)
     started = time.perf_counter()
     for start in range(0, rows, FLUSH_ROWS):
-        warehouse.stage_rows(store, batch[start : start + FLUSH_ROWS])
+        tables.stage_rows(store, batch[start : start + FLUSH_ROWS])
     seconds = time.perf_counter() - started
     result["shard_path_s"] = seconds
     result["shard_path_rows_per_s"] = rows / seconds
@@ -77,7 +77,7 @@ def ingest(dsn: str, rows: int) -> dict[str, Any]:
     with store.session():
         started = time.perf_counter()
         for start in range(0, rows, FLUSH_ROWS):
-            warehouse.stage_rows(store, batch[start : start + FLUSH_ROWS])
+            tables.stage_rows(store, batch[start : start + FLUSH_ROWS])
         seconds = time.perf_counter() - started
     result["held_session_s"] = seconds
     result["held_session_rows_per_s"] = rows / seconds
@@ -87,7 +87,7 @@ def ingest(dsn: str, rows: int) -> dict[str, Any]:
     batch = _staging_rows(rows, 2, run_c, generation)
     with store.session():
         started = time.perf_counter()
-        warehouse.stage_rows(store, batch)
+        tables.stage_rows(store, batch)
         seconds = time.perf_counter() - started
     result["bulk_s"] = seconds
     result["bulk_rows_per_s"] = rows / seconds
@@ -96,7 +96,7 @@ def ingest(dsn: str, rows: int) -> dict[str, Any]:
     # 4. the ingest asset's in-engine copy (staging -> resolutions_external_ingest + ledger)
     with store.session():
         started = time.perf_counter()
-        warehouse.ingest_shard(store, 0, run_a)
+        tables.ingest_shard(store, 0, run_a)
         seconds = time.perf_counter() - started
         resolved = store.query_rows(
             "SELECT count() FROM payout_backfill.goldsky_payouts "

@@ -29,24 +29,28 @@ import httpx
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.config import shard_count
-from payout_assets.fetch.client import (
+from payout_assets.redact import redact
+from payout_assets.sources.goldsky.client import (
     ClientSettings,
     Dialect,
     GoldskyClient,
     SubgraphMeta,
     request_headers,
 )
-from payout_assets.fetch.errors import GoldskyError, PermanentGoldskyError, RateLimitedError
-from payout_assets.redact import redact
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.sources.goldsky.errors import (
+    GoldskyError,
+    PermanentGoldskyError,
+    RateLimitedError,
+)
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
 from payout_assets.validate.ids import InvalidId, normalize_condition_id
-from payout_assets.write import warehouse
-from payout_assets.write.sql import load_sql, sql_dir
-from payout_assets.write.store import ClickHouseStore, StoreError, redact_dsn
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.sql import load_sql, sql_dir
+from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 
-QUERIES_DIR = Path(__file__).resolve().parent / "fetch" / "queries"
+QUERIES_DIR = Path(__file__).resolve().parent / "sources" / "goldsky" / "queries"
 
 #: Fields of ``Condition`` each dialect's payout query selects (``payouts_<dialect>.graphql``).
 REQUIRED_FIELDS: dict[Dialect, tuple[str, ...]] = {
@@ -63,7 +67,7 @@ REQUIRED_FIELDS: dict[Dialect, tuple[str, ...]] = {
 #: Columns the pipeline reads from each source table, with the type families that work
 #: (wrappers such as Nullable/LowCardinality are allowed around them).
 SOURCE_COLUMNS: dict[str, dict[str, str]] = {
-    warehouse.SOURCE_TABLE: {
+    tables.SOURCE_TABLE: {
         "condition_id_norm": r"(Fixed)?String",
         "payout_numerators": r"Array\((Nullable\()?U?Int\d+",
         "payout_denominator": r"U?Int\d+",
@@ -223,7 +227,7 @@ def run_preflight(inputs: PreflightInputs) -> list[CheckResult]:
     """Every check, in the order a backfill needs them; checks that depend on a failed one are
     left out (its FAIL already says what to fix) so that the report is not a cascade."""
     results: list[CheckResult] = list(inputs.problems)
-    snapshot: warehouse.Snapshot | None = None
+    snapshot: tables.Snapshot | None = None
     store_ok = False
     if inputs.store is not None:
         reachable = check_clickhouse_reachable(inputs.store)
@@ -231,7 +235,7 @@ def run_preflight(inputs: PreflightInputs) -> list[CheckResult]:
         store_ok = reachable.status is not Status.FAIL
         if store_ok:
             results.append(check_clickhouse_writable(inputs.store))
-            results.append(check_source_table(inputs.store, warehouse.SOURCE_TABLE))
+            results.append(check_source_table(inputs.store, tables.SOURCE_TABLE))
             state, snapshot = check_backfill_state(inputs.store, inputs.shards)
             results.append(state)
     if inputs.ids_file:
@@ -388,12 +392,12 @@ def check_source_table(store: ClickHouseStore, table: str) -> CheckResult:
 
 def check_backfill_state(
     store: ClickHouseStore, shards: int | None
-) -> tuple[CheckResult, warehouse.Snapshot | None]:
+) -> tuple[CheckResult, tables.Snapshot | None]:
     """The pipeline's own tables: absent before the first run (fine), or a snapshot to resume."""
     name = "backfill state"
     try:
-        tables = {r[0] for r in store.query_file("status/pipeline_tables.sql")}
-        snapshot = warehouse.current_snapshot(store) if "snapshots" in tables else None
+        existing = {r[0] for r in store.query_file("status/pipeline_tables.sql")}
+        snapshot = tables.current_snapshot(store) if "snapshots" in existing else None
     except (StoreError, ClickHouseError) as exc:
         return failed(name, str(exc), _store_fix(store, str(exc))), None
     if snapshot is None:
@@ -740,7 +744,7 @@ def check_subgraph_schema(
     return passed(name, f"Condition has {', '.join(needed)}; the payout query validates ({how})")
 
 
-def check_snapshot_against_head(snapshot: warehouse.Snapshot, meta: SubgraphMeta) -> CheckResult:
+def check_snapshot_against_head(snapshot: tables.Snapshot, meta: SubgraphMeta) -> CheckResult:
     """A backfill that resumes stays pinned to its snapshot block: the endpoint must have it."""
     name = "snapshot vs subgraph"
     if meta.block_number < snapshot.block_number:

@@ -241,7 +241,7 @@ def _endpoint_unreachable() -> str | None:
     resolve, refuses, or does not answer, or a URL where no subgraph lives (HTTP 404)."""
     import httpx
 
-    from payout_assets.fetch.client import request_headers
+    from payout_assets.sources.goldsky.client import request_headers
 
     url = endpoint()
     extra = json.loads(_env("GOLDSKY_HEADERS") or "{}")

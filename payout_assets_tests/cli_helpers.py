@@ -68,6 +68,11 @@ def cli(*args: str) -> list[str]:
     return [str(BIN / "payout-backfill"), *args]
 
 
+def standins(*args: str) -> list[str]:
+    """``python -m payout_standins``: the demo, the development UI, the simulator."""
+    return [str(BIN / "python"), "-m", "payout_standins", *args]
+
+
 def dagster(*args: str) -> list[str]:
     return [str(BIN / "dagster"), *args]
 

@@ -15,12 +15,12 @@ from hypothesis import settings
 
 from payout_assets.defs import assets, checks
 from payout_assets.defs.partitions import shard_partitions
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
-from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
 # The property tests time the libraries they exercise (pandera, Fraction), not this project's
 # code: a per-example deadline only measures how loaded the machine is.
@@ -58,7 +58,7 @@ ALL_ASSETS = [
 @pytest.fixture
 def store(tmp_path: Path) -> ClickHouseStore:
     s = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
-    warehouse.create_source_tables(s)
+    tables.create_source_tables(s)
     return s
 
 

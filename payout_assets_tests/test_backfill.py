@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from payout_assets.cli.demo import seed_store
-from payout_assets.simulator import Simulator
-from payout_assets.write import warehouse
+from payout_assets.warehouse import tables
 from payout_assets_tests.conftest import Pipeline, check_results, write_ids
 from payout_assets_tests.worker_patches import patch_worker
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import Simulator
 
 
 def _expected(sim: Simulator, ids: list[str], block: int) -> dict[str, tuple[list[int], int]]:
@@ -23,7 +23,7 @@ def _expected(sim: Simulator, ids: list[str], block: int) -> dict[str, tuple[lis
     return out
 
 
-@pytest.mark.parametrize("slice_ids", [warehouse.SLICE_IDS, 97], ids=["one-slice", "97-id-slices"])
+@pytest.mark.parametrize("slice_ids", [tables.SLICE_IDS, 97], ids=["one-slice", "97-id-slices"])
 def test_backfill_lands_exactly_the_resolved_payouts(
     pipeline: Pipeline,
     sim: Simulator,
@@ -33,7 +33,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
 ) -> None:
     """With the default slice size every shard run here is one slice; with 97 ids a slice,
     each is cut into about ten, and the result must be the same, row for row."""
-    monkeypatch.setattr(warehouse, "SLICE_IDS", slice_ids)  # the ingest, in this process
+    monkeypatch.setattr(tables, "SLICE_IDS", slice_ids)  # the ingest, in this process
     patch_worker(monkeypatch, slice_ids=slice_ids)  # the publish, in the fetch worker
     known = [sim.universe.condition_id(i).removeprefix("0x") for i in range(3_000)]
     unknown = [sim.universe.unknown_id(j).removeprefix("0x") for j in range(150)]
@@ -48,7 +48,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
     results = pipeline.backfill()
 
     store = pipeline.store
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
     expected = _expected(sim, known, snapshot.block_number)
     got = {
@@ -60,7 +60,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
     assert got == expected
     assert 0.6 < len(expected) / len(known) < 0.9  # the simulator's ~75% resolved share
 
-    counts = warehouse.state_counts(store, snapshot.generation)
+    counts = tables.state_counts(store, snapshot.generation)
     assert counts == {
         "ingested": len(expected),
         "unresolved": len(known) - len(expected),

@@ -14,11 +14,9 @@ import dagster as dg
 import pytest
 
 from payout_assets.cli.checkpoint import shard_checkpoints
-from payout_assets.cli.demo import seed_store
 from payout_assets.defs.partitions import shard_index, shard_key
-from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.backfills_ui import backfills, statuses_by_asset, ui_graphql
 from payout_assets_tests.cli_helpers import (
     cli,
@@ -31,13 +29,15 @@ from payout_assets_tests.cli_helpers import (
     start,
 )
 from payout_assets_tests.conftest import settled_stats, write_ids
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
 SHARDS = 4
 
 
 def _expected(sim: Simulator, store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
     """Resolved payouts the subgraph has, at the pinned block, for the ids the backfill asked."""
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
     asked = [
         r[0]
@@ -119,9 +119,9 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     # The resume fetched exactly the shards not checkpointed at the kill, each id once; the
     # shards already done were not fetched again.
     assert stats["ids_served"] - served_before == todo_ids, (todo, log.read_text()[-3000:])
-    counts = warehouse.state_counts(store, warehouse.current_snapshot(store).generation)
+    counts = tables.state_counts(store, tables.current_snapshot(store).generation)
     assert "pending" not in counts and "fetched" not in counts and "failed" not in counts
-    assert sum(counts.values()) == warehouse.current_snapshot(store).distinct_ids
+    assert sum(counts.values()) == tables.current_snapshot(store).distinct_ids
 
     # Done means done: a second run takes a new snapshot. Nothing changed in the subgraph since
     # the first one, so the incremental refresh asks for nothing again; with it switched off,
@@ -129,8 +129,8 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     before = stats["ids_served"]
     assert run(cli("run"), env, log, timeout=300) == 0
     assert sim.traffic.stats()["ids_served"] == before
-    second = warehouse.current_snapshot(store)
-    again = warehouse.state_counts(store, second.generation)
+    second = tables.current_snapshot(store)
+    again = tables.state_counts(store, second.generation)
     assert sum(again.values()) == second.distinct_ids
     assert again["unresolved"] == counts["unresolved"] and again["not_found"] == counts["not_found"]
     assert run(cli("run"), {**env, "PAYOUT_INCREMENTAL": "0"}, log, timeout=300) == 0
@@ -201,7 +201,7 @@ def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> No
     _kill_once_served(start(shard_cmd, env, log), sim, 500, log)
     assert run(shard_cmd, env, log) == 0, log.read_text()[-3000:]
 
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     shard_ids = {
         r[0]
         for r in store.query_rows(
@@ -306,7 +306,7 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
 
     stats = settled_stats(sim)
     assert stats["ids_served_repeated"] == 0, stats
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     primary = {
         r[0]
         for r in store.query_rows(
@@ -324,7 +324,7 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
         "SELECT count(), uniqExact(condition_id) FROM cascadian_clean.vw_resolutions_truth"
     )[0]
     assert rows == distinct == len(expected) + len(primary)
-    counts = warehouse.state_counts(store, snapshot.generation)
+    counts = tables.state_counts(store, snapshot.generation)
     assert sum(counts.values()) == snapshot.distinct_ids
     assert "pending" not in counts and "failed" not in counts
 
@@ -416,7 +416,7 @@ def test_a_shard_stopped_by_a_check_says_why_on_the_terminal(tmp_path: Path) -> 
             PAYOUT_IDS_FILE=str(write_ids(tmp_path / "ids.txt", ids)),
             PAYOUT_MAX_REJECTED_SHARE="0.05",
         )
-        warehouse.create_source_tables(ClickHouseStore(env["CLICKHOUSE_DSN"]))
+        tables.create_source_tables(ClickHouseStore(env["CLICKHOUSE_DSN"]))
         log = tmp_path / "run.log"
         assert run(cli("run"), env, log, timeout=300) != 0
         text = log.read_text()

@@ -1,4 +1,4 @@
-"""`payout-backfill dev` stops everything it started (dagster dev's webserver, daemon and code
+"""`make dev` stops everything it started (dagster dev's webserver, daemon and code
 servers, and the simulator) when it is sent SIGTERM, as a service manager or `kill` does."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from payout_assets_tests.cli_helpers import cli, kill_group, project_env, start
+from payout_assets_tests.cli_helpers import kill_group, project_env, standins, start
 from payout_assets_tests.dagster_ui import free_port, wait_for
 
 
@@ -35,7 +35,7 @@ def test_dev_stops_dagster_and_the_simulator_on_sigterm(tmp_path: Path) -> None:
     del env["GOLDSKY_ENDPOINT"]  # so dev serves the simulator too
     port = free_port()
     log = tmp_path / "dev.log"
-    proc = start(cli("dev", "--port", str(port)), env, log)
+    proc = start(standins("dev", "--port", str(port)), env, log)
     seen: dict[int, psutil.Process] = {}
     try:
 
@@ -46,9 +46,7 @@ def test_dev_stops_dagster_and_the_simulator_on_sigterm(tmp_path: Path) -> None:
             response = httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=5)
             return True if response.status_code == 200 else None
 
-        wait_for(
-            serving, timeout_s=240, interval_s=1.0, what="the webserver of `payout-backfill dev`"
-        )
+        wait_for(serving, timeout_s=240, interval_s=1.0, what="the webserver of `make dev`")
         for child in _descendants(proc.pid):
             seen[child.pid] = child
         names = " | ".join(_names(list(seen.values())))

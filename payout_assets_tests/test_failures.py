@@ -8,9 +8,9 @@ from pathlib import Path
 
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.defs import assets
-from payout_assets.simulator import Simulator
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.conftest import Pipeline, write_ids
+from payout_standins.goldsky import Simulator
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:

@@ -11,12 +11,10 @@ import dagster as dg
 import httpx
 import pytest
 
-import payout_assets.fetch.client as client_module
+import payout_assets.sources.goldsky.client as client_module
 from payout_assets.cli.verify import verify
 from payout_assets.defs import assets, checks
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.shard import NON_CANONICAL_REASON, ShardProgress, _Stager
-from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
+from payout_assets.sources.goldsky.shard import NON_CANONICAL_REASON, ShardProgress, _Stager
 from payout_assets.validate import payouts
 from payout_assets.validate.ids import MAX_LINE_BYTES, InvalidId, iter_id_lines
 from payout_assets.validate.payouts import (
@@ -27,10 +25,12 @@ from payout_assets.validate.payouts import (
 )
 from payout_assets.validate.rules import INDEX_RULES, SUM_RULES
 from payout_assets.validate.schema import rule_failures
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
-from payout_assets.write.warehouse import Snapshot
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_assets.warehouse.tables import Snapshot
 from payout_assets_tests.conftest import INGEST_COLUMNS, Pipeline, check_results, write_ids
+from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:
@@ -108,13 +108,13 @@ def test_a_multi_megabyte_line_is_recorded_invalid_and_truncated_in_the_ledger(
 
 
 def _ingest_row(cid: str, numerators: list[int], winner: int) -> tuple:
-    return (cid, numerators, 1, winner, None, "goldsky", 1, warehouse.now_utc(), "other-writer", 1)
+    return (cid, numerators, 1, winner, None, "goldsky", 1, tables.now_utc(), "other-writer", 1)
 
 
 def test_verify_fails_on_noncanonical_ids_and_the_view_keeps_one_row(
     store: ClickHouseStore, instance: dg.DagsterInstance
 ) -> None:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     cid = "ab" * 32
     spellings = ["0x" + cid.upper(), cid.upper(), " " + cid]
     store.insert(
@@ -155,7 +155,7 @@ def test_verify_fails_on_noncanonical_ids_and_the_view_keeps_one_row(
 
 
 def test_a_noncanonical_id_is_rejected_before_it_is_staged(store: ClickHouseStore) -> None:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     snapshot = Snapshot("gen", 1, "0x00", "dep", False, 8)
     progress = ShardProgress(0, 3)
     stager = _Stager(store, 0, "run-1", snapshot, progress)
@@ -181,14 +181,14 @@ def test_a_noncanonical_id_is_rejected_before_it_is_staged(store: ClickHouseStor
 def test_the_ingest_loads_only_canonical_ids_and_records_the_rest_rejected(
     store: ClickHouseStore,
 ) -> None:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     good, bad = "cd" * 32, "0x" + "EF" * 32
     rows = [
         (0, "run-1", "gen", cid, "resolved", "", [1, 0], 1, 0, None, ["1", "0"], "1", 1)
         for cid in (good, bad)
     ]
-    warehouse.stage_rows(store, [(*row, warehouse.now_utc()) for row in rows])
-    warehouse.ingest_shard(store, 0, "run-1")
+    tables.stage_rows(store, [(*row, tables.now_utc()) for row in rows])
+    tables.ingest_shard(store, 0, "run-1")
     ingested = store.query_rows("SELECT condition_id FROM default.resolutions_external_ingest")
     assert ingested == [(good,)]
     ledger = dict(
@@ -341,7 +341,7 @@ def test_a_shard_with_hostile_rows_rejects_them_alone_and_ingests_the_rest(
         pipeline.snapshot()
         result = pipeline.shard("shard-00")
         assert result.success
-        block = warehouse.current_snapshot(store).block_number
+        block = tables.current_snapshot(store).block_number
         resolved = {
             cid
             for cid in ids

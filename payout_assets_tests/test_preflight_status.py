@@ -20,18 +20,18 @@ import pytest
 
 from payout_assets import preflight as pf
 from payout_assets.cli.checkpoint import ShardCheckpoint
-from payout_assets.cli.demo import seed_store
 from payout_assets.cli.status import collect_status, render, shard_state
 from payout_assets.defs.preflight import preflight as preflight_job
-from payout_assets.fetch.client import ClientSettings, Dialect, SubgraphMeta
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
-from payout_assets.simulator import FaultKind, FaultRule, Simulator, SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.sql import load_sql
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.sources.goldsky.client import ClientSettings, Dialect, SubgraphMeta
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.sql import load_sql
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.cli_helpers import cli, kill_group, project_env, run, start
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import FaultKind, FaultRule, Simulator, SimulatorConfig, run_simulator
 
 PASSWORD = "pw-" + uuid.uuid4().hex[:10]
 API_KEY = "key-" + uuid.uuid4().hex[:10]
@@ -256,10 +256,10 @@ def test_indexing_errors_warn_and_a_snapshot_beyond_the_head_fails(pnl_sim: Simu
     result, meta = pf.check_subgraph_meta(_settings(pnl_sim.url))
     assert result.status is pf.Status.WARN and "hasIndexingErrors: true" in result.detail
     assert meta is not None
-    ahead = warehouse.Snapshot("g", meta.block_number + 10, "0x", meta.deployment, False, 8)
+    ahead = tables.Snapshot("g", meta.block_number + 10, "0x", meta.deployment, False, 8)
     assert pf.check_snapshot_against_head(ahead, meta).status is pf.Status.FAIL
     other = SubgraphMeta(meta.block_number, "0x", None, "QmOther", False)
-    behind = warehouse.Snapshot("g", meta.block_number - 10, "0x", meta.deployment, False, 8)
+    behind = tables.Snapshot("g", meta.block_number - 10, "0x", meta.deployment, False, 8)
     assert pf.check_snapshot_against_head(behind, other).status is pf.Status.WARN
     assert pf.check_snapshot_against_head(behind, meta).status is pf.Status.PASS
 
@@ -334,10 +334,10 @@ def test_status_counts_rows_of_a_running_shard_and_estimates(
 ) -> None:
     """A shard run in flight (its Dagster run STARTED, some rows staged): rows, rate and ETA."""
     store = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
-    warehouse.create_source_tables(store)
-    warehouse.ensure_schema(store)
+    tables.create_source_tables(store)
+    tables.ensure_schema(store)
     generation = str(uuid.uuid4())
-    warehouse.record_snapshot(store, warehouse.Snapshot(generation, 1_000, "0x", "Qm", False, 2))
+    tables.record_snapshot(store, tables.Snapshot(generation, 1_000, "0x", "Qm", False, 2))
     ids = [(f"{i:064x}", i % 2, generation) for i in range(40)]
     store.insert(
         "payout_backfill.missing_condition_ids", ids, ["condition_id", "shard", "generation"]
@@ -350,7 +350,7 @@ def test_status_counts_rows_of_a_running_shard_and_estimates(
             tags={"dagster/partition": "shard-01"},
         )
     )
-    now = warehouse.now_utc()
+    now = tables.now_utc()
     shard_one = [cid for cid, shard, _ in ids if shard == 1][:8]
     blank = {"reason": "", "payout_numerators": [], "payout_denominator": 0, "winning_index": -1}
     blank |= {"resolved_at": None, "raw_numerators": [], "raw_denominator": "", "block_number": 1}
@@ -365,11 +365,11 @@ def test_status_counts_rows_of_a_running_shard_and_estimates(
                 "outcome": "resolved" if n < 5 else "rejected",
                 "fetched_at": now,
             }[column]
-            for column in warehouse.STAGING_COLUMNS
+            for column in tables.STAGING_COLUMNS
         ]
         for n, cid in enumerate(shard_one)
     ]
-    warehouse.stage_rows(store, staged)
+    tables.stage_rows(store, staged)
     record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
     later = record.create_timestamp.timestamp() + 4.0
     report = collect_status(instance, store, ["shard-00", "shard-01"], now=lambda: later)
@@ -454,13 +454,13 @@ def test_status_before_during_and_after_a_run(tmp_path: Path) -> None:
     after = json.loads(
         [line for line in watch_log.read_text().splitlines() if line.startswith("{")][-1]
     )
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
-    counts = warehouse.state_counts(store, snapshot.generation)
+    counts = tables.state_counts(store, snapshot.generation)
     assert [s["state"] for s in after["shards"]] == ["done", "done"]
     assert not after["active"] and after["eta_s"] is None
     totals = after["totals"]
-    assert totals["ids"] == totals["rows"] == sum(warehouse.shard_sizes(store).values())
+    assert totals["ids"] == totals["rows"] == sum(tables.shard_sizes(store).values())
     assert totals["resolved"] == counts.get("ingested", 0)
     assert totals["rejected"] == counts.get("rejected", 0)
     assert after["snapshot"]["generation"] == snapshot.generation

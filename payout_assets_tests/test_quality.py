@@ -12,10 +12,9 @@ from dagster._core.execution.api import execute_run
 
 from payout_assets.defs import assets, checks, jobs
 from payout_assets.defs.partitions import shard_partitions
-from payout_assets.simulator import Simulator
 from payout_assets.validate import rules
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.checks_tab import latest_check_executions
 from payout_assets_tests.conftest import (
     ALL_ASSETS,
@@ -25,6 +24,7 @@ from payout_assets_tests.conftest import (
     check_results,
     write_ids,
 )
+from payout_standins.goldsky import Simulator
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:
@@ -76,8 +76,8 @@ def test_corrupted_payouts_are_rejected_by_id_and_never_ingested(
         ("goldsky_payouts", "rejected_share")
     ]
     assert bad_sum in evaluation.metadata["rejected_sample"].value
-    snapshot = warehouse.current_snapshot(store)
-    counts = warehouse.state_counts(store, snapshot.generation)
+    snapshot = tables.current_snapshot(store)
+    counts = tables.state_counts(store, snapshot.generation)
     assert counts["rejected"] == 3
     assert sum(counts.values()) == snapshot.distinct_ids == len(ids)
 
@@ -108,11 +108,11 @@ def test_checks_catch_invalid_rows_a_buggy_writer_left(
     pipeline.snapshot()
     assert pipeline.shard("shard-00").success
     store = pipeline.store
-    run_id, generation = warehouse.latest_shard_run(store, 0)
+    run_id, generation = tables.latest_shard_run(store, 0)
     # Simulate a writer bug: a resolved row whose numerators do not sum to its denominator,
     # and a second copy of an id.
     row = (0, run_id, generation, "f" * 64, "resolved", "", [1, 1], 3, -1, None, ["1", "1"], "3", 1)
-    warehouse.stage_rows(store, [(*row, warehouse.now_utc()), (*row, warehouse.now_utc())])
+    tables.stage_rows(store, [(*row, tables.now_utc()), (*row, tables.now_utc())])
     result = dg.materialize(
         [assets.goldsky_payouts, checks.goldsky_payouts_checks],
         selection=dg.AssetSelection.checks_for_assets(assets.goldsky_payouts),
@@ -154,7 +154,7 @@ def test_rerunning_shards_changes_nothing_and_duplicates_nothing(
             0
         ]
         assert rows == distinct, table
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     rows, distinct = store.query_rows(
         "SELECT count(), uniqExact(input_id) FROM payout_backfill.ledger_latest WHERE generation = {g:String}",
         {"g": snapshot.generation},
@@ -189,7 +189,7 @@ def test_verify_reports_pass_then_fails_on_a_corrupted_table(
     # A row a broken writer could leave: wrong sum, outside FINAL's dedup.
     store.insert(
         "default.resolutions_external_ingest",
-        [("e" * 64, [2, 0], 1, 0, None, "goldsky", 1, warehouse.now_utc(), "bad-run", 1)],
+        [("e" * 64, [2, 0], 1, 0, None, "goldsky", 1, tables.now_utc(), "bad-run", 1)],
         INGEST_COLUMNS,
     )
     results = {r.name: r for r in verify(store)}

@@ -13,11 +13,11 @@ from contextlib import ExitStack
 
 import pytest
 
-from payout_assets.cli.demo import seed_store
-from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.conftest import Pipeline
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
 
 def _ids(store: ClickHouseStore, generation: str, states: tuple[str, ...]) -> set[str]:
@@ -38,7 +38,7 @@ def test_a_refresh_the_last_snapshot_says_nothing_about_asks_every_id_again(
     seed_store(store, sim.universe, 1_500)
     pipeline.snapshot()
     assert pipeline.shard("shard-00").success  # its unresolved / unknown ids are in the ledger
-    first = warehouse.current_snapshot(store)
+    first = tables.current_snapshot(store)
     still_open = _ids(store, first.generation, ("unresolved", "not_found"))
     assert still_open, "shard-00 should have ids the subgraph has not resolved"
 
@@ -54,7 +54,7 @@ def test_a_refresh_the_last_snapshot_says_nothing_about_asks_every_id_again(
             expected = f"lower than the previous snapshot's {first.block_number:,}"
         result = pipeline.snapshot()
 
-    second = warehouse.current_snapshot(store)
+    second = tables.current_snapshot(store)
     assert second.generation != first.generation
     assert still_open <= _ids(store, second.generation, ("pending",))
     unasked = store.query_rows(

@@ -10,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from payout_assets.cli.demo import seed_store
 from payout_assets.cli.report import open_ids, open_ids_line
-from payout_assets.simulator import SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.cli_helpers import cli, project_env, run
 from payout_assets_tests.conftest import Pipeline
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import SimulatorConfig, run_simulator
 
 
 def _pin_behind_dagsters_back(store: ClickHouseStore, endpoint: str) -> str:
@@ -26,15 +26,15 @@ def _pin_behind_dagsters_back(store: ClickHouseStore, endpoint: str) -> str:
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as elsewhere:
         patch.setenv("PAYOUT_INCREMENTAL", "0")
         Pipeline(store=store, endpoint=endpoint, instance=elsewhere).snapshot()
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
     return snapshot.generation
 
 
 def _open(store: ClickHouseStore) -> dict[str, int]:
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
-    return open_ids(warehouse.state_counts(store, snapshot.generation))
+    return open_ids(tables.state_counts(store, snapshot.generation))
 
 
 def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(
@@ -64,7 +64,7 @@ def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(
         assert code == 0, output[-3000:]
         assert "taking a new snapshot" in output, output[-3000:]
         # Every id of the snapshot the run ends on was fetched: none pending, fetched or failed.
-        assert warehouse.current_snapshot(store).generation != orphan
+        assert tables.current_snapshot(store).generation != orphan
         assert _open(store) == {}, output[-3000:]
 
         # A snapshot pinned after the backfill leaves ids open: verify fails and says so.

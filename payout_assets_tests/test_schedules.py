@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from payout_assets.cli.demo import seed_store
 from payout_assets.definitions import defs as project_defs
 from payout_assets.defs import schedules
 from payout_assets.defs.jobs import backfill_shard, publish_truth_view, refresh_missing_ids
-from payout_assets.simulator import Simulator
-from payout_assets.write import warehouse
+from payout_assets.warehouse import tables
 from payout_assets_tests.conftest import ALL_ASSETS, ALL_CHECKS, Pipeline
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import Simulator
 
 
 def _definitions(pipeline: Pipeline) -> dg.Definitions:
@@ -84,18 +84,18 @@ def test_hourly_chain_lands_new_resolutions_and_asks_only_what_changed(
     defs = _definitions(pipeline)
 
     assert _hour(pipeline, defs) == {"shards": 8, "views": 1}
-    first = warehouse.current_snapshot(store)
+    first = tables.current_snapshot(store)
     ingested_first = store.query_rows(
         "SELECT count() FROM default.resolutions_external_ingest FINAL"
     )[0][0]
-    unresolved_first = warehouse.state_counts(store, first.generation)["unresolved"]
+    unresolved_first = tables.state_counts(store, first.generation)["unresolved"]
     assert ingested_first > 0 and unresolved_first > 0
 
     # An hour later the chain head has moved on: some unresolved markets resolved meanwhile.
     sim.set_head(first.block_number + sim.universe.future_blocks)
     served_before = sim.traffic.stats()["ids_served"]
     assert _hour(pipeline, defs) == {"shards": 8, "views": 1}
-    second = warehouse.current_snapshot(store)
+    second = tables.current_snapshot(store)
     assert second.block_number > first.block_number
 
     newly = [
@@ -133,6 +133,6 @@ def test_hourly_chain_lands_new_resolutions_and_asks_only_what_changed(
     # ids left unasked are still accounted for in the ledger.
     asked_again = sim.traffic.stats()["ids_served"] - served_before
     assert 0 < asked_again < unresolved_first
-    counts = warehouse.state_counts(store, second.generation)
+    counts = tables.state_counts(store, second.generation)
     assert sum(counts.values()) == second.distinct_ids
     assert "pending" not in counts and "fetched" not in counts

@@ -16,12 +16,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from payout_assets.cli.demo import seed_store
 from payout_assets.defs import assets
-from payout_assets.simulator import Simulator
-from payout_assets.write import schema, warehouse
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse import schema, tables
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 from payout_assets_tests.conftest import Pipeline
+from payout_standins.demo import seed_store
+from payout_standins.goldsky import Simulator
 
 SMALL_DISK_MB = 64
 OLD_RELEASE_FILES = (
@@ -73,11 +73,11 @@ def _versions(store: ClickHouseStore) -> list[tuple[int, str]]:
 def test_ensure_schema_on_a_current_store_runs_no_ddl_and_rewrites_no_metadata(
     store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     before = _metadata_files(store)
     ran = _ddl_runs(store, monkeypatch)
     for _ in range(3):  # as every step does
-        warehouse.ensure_schema(store)
+        tables.ensure_schema(store)
     assert ran == []
     assert _metadata_files(store) == before
 
@@ -92,12 +92,12 @@ def test_a_store_an_older_release_made_is_migrated_once(
         ["condition_id", "shard", "generation"],
     )
     ran = _ddl_runs(store, monkeypatch)
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     assert set(OLD_RELEASE_FILES) <= set(ran)
     assert _versions(store) == [(schema.SCHEMA_VERSION, schema.schema_digest())]
     migrated = _metadata_files(store)
     ran.clear()
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     assert ran == [] and _metadata_files(store) == migrated
     assert store.query_rows("SELECT count() FROM payout_backfill.missing_condition_ids") == [(10,)]
 
@@ -105,14 +105,14 @@ def test_a_store_an_older_release_made_is_migrated_once(
 def test_a_new_version_is_applied_once_and_a_newer_store_is_refused(
     store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION + 1)
     assert schema.migrate(store) is True
     assert schema.migrate(store) is False
     assert schema.recorded_version(store) == (schema.SCHEMA_VERSION, schema.schema_digest())
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION - 1)
     with pytest.raises(schema.SchemaTooNewError, match="newer than this release"):
-        warehouse.ensure_schema(store)
+        tables.ensure_schema(store)
 
 
 # -- a full disk, for real ----------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_a_step_that_fills_the_disk_fails_and_the_store_still_opens(
 
 def test_a_migration_on_a_full_disk_is_refused_and_changes_nothing(small_disk: Path) -> None:
     store = ClickHouseStore(f"chdb://{small_disk / 'clickhouse'}")
-    warehouse.create_source_tables(store)
+    tables.create_source_tables(store)
     _old_release_store(store)
     store.insert(
         "payout_backfill.missing_condition_ids",
@@ -206,10 +206,10 @@ def test_a_migration_on_a_full_disk_is_refused_and_changes_nothing(small_disk: P
 
     filler = _fill(small_disk)
     with pytest.raises(StoreError, match="Nothing was changed: free some space"):
-        warehouse.ensure_schema(store)
+        tables.ensure_schema(store)
     filler.unlink()
 
     assert _metadata_files(store) == before
     assert store.query_rows("SELECT count() FROM payout_backfill.missing_condition_ids") == [(10,)]
-    warehouse.ensure_schema(store)  # with room again, the migration goes through
+    tables.ensure_schema(store)  # with room again, the migration goes through
     assert schema.recorded_version(store) == (schema.SCHEMA_VERSION, schema.schema_digest())

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payout_assets.simulator import (
+from payout_standins.goldsky import (
     ALLOWANCE_MESSAGE,
     GENESIS_TIMESTAMP,
     OVERLOADED_MESSAGE,
@@ -673,7 +673,7 @@ def test_admin_endpoints(client: httpx.Client, sim: Simulator) -> None:
 
 def test_serve_forever_prints_url_and_stops_on_sigterm(client: httpx.Client) -> None:
     code = (
-        "from payout_assets.simulator import SimulatorConfig, serve_forever; "
+        "from payout_standins.goldsky import SimulatorConfig, serve_forever; "
         "serve_forever(SimulatorConfig(size=50, seed=1))"
     )
     proc = subprocess.Popen(

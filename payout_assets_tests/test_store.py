@@ -13,8 +13,8 @@ import time
 import pytest
 from filelock import FileLock, Timeout
 
-from payout_assets.write import heap, warehouse
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse import heap, tables
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 GENERATION = "spool-test"
 
@@ -46,7 +46,7 @@ def _lock_is_free(store: ClickHouseStore) -> bool:
 
 @pytest.fixture
 def shard_ids(store: ClickHouseStore) -> list[str]:
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     ids = sorted(f"{i:064x}" for i in range(2_345))
     store.insert(
         "payout_backfill.missing_condition_ids",
@@ -78,10 +78,8 @@ def test_spool_inside_a_held_session_reuses_it(
 ) -> None:
     opens = _opens(store, monkeypatch)
     with store.session():
-        count = warehouse.shard_id_count(store, 3, GENERATION)
-        ids = [
-            cid for chunk in warehouse.iter_shard_ids(store, 3, GENERATION, 1_000) for cid in chunk
-        ]
+        count = tables.shard_id_count(store, 3, GENERATION)
+        ids = [cid for chunk in tables.iter_shard_ids(store, 3, GENERATION, 1_000) for cid in chunk]
     assert (count, ids) == (len(shard_ids), shard_ids)
     assert len(opens) == 1
 
@@ -111,7 +109,7 @@ SHARD_TABLES = (
 def test_a_store_made_before_the_block_settings_gets_them(store: ClickHouseStore) -> None:
     """The small compression blocks bound what a shard's engine holds per column (see
     sql/ddl/pipeline.sql); a store whose tables were created without them gets them too."""
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     with store.session() as client:
         client.command("DROP TABLE payout_backfill.schema_version")  # no version recorded then
         for table in SHARD_TABLES:  # the tables as an older release created them
@@ -121,7 +119,7 @@ def test_a_store_made_before_the_block_settings_gets_them(store: ClickHouseStore
             )
             ((ddl,),) = client.query(f"SHOW CREATE TABLE {table}").result_rows
             assert "max_compress_block_size" not in ddl
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     for table in SHARD_TABLES:
         database, name = table.split(".")
         ((ddl,),) = store.query_rows(
@@ -161,7 +159,7 @@ def _threads() -> int:
 def test_engine_opens_leave_no_move_or_fetch_threads(store: ClickHouseStore) -> None:
     """Every engine open leaves its background executors' threads behind (see
     EMBEDDED_ENGINE_OPTIONS); only the merge and cleanup executors get any."""
-    warehouse.ensure_schema(store)  # MergeTree tables: their executors start on every open
+    tables.ensure_schema(store)  # MergeTree tables: their executors start on every open
     ((merges, cleanup),) = store.query_rows(  # both scale with the cores of the machine
         "SELECT toUInt64(anyIf(value, name = 'background_pool_size')), "
         "toUInt64(anyIf(value, name = 'background_common_pool_size')) FROM system.server_settings"
@@ -202,7 +200,7 @@ def _wait_for_merges(store: ClickHouseStore) -> None:
 def test_background_merges_still_run(store: ClickHouseStore) -> None:
     """The merge executor keeps its threads: parts written one by one are merged in the
     background, without an OPTIMIZE."""
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     _write_six_parts(store)
     _wait_for_merges(store)
 
@@ -212,7 +210,7 @@ def test_a_shard_store_leaves_merges_to_the_next_merging_store(store: ClickHouse
     it, so no merge's memory lands in a shard process; the next store opened with background
     merges (the snapshot run's, say) merges what it wrote. The view step merges with OPTIMIZE
     instead (``test_the_view_step_merges_what_shard_stores_left``)."""
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     shard_store = ClickHouseStore(store.dsn, merges=False)
     _write_six_parts(shard_store)
     with shard_store.session() as client:
@@ -228,7 +226,7 @@ def test_a_shard_store_leaves_merges_to_the_next_merging_store(store: ClickHouse
 def test_the_view_step_merges_what_shard_stores_left(store: ClickHouseStore) -> None:
     """``merge_shard_writes`` (the view step, no background merges) brings the parts shard runs
     left in the ingest table down to one, so its whole-table reads do not go part by part."""
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     shard_store = ClickHouseStore(store.dsn, merges=False)
     with shard_store.session() as client:
         for part in range(6):
@@ -238,4 +236,4 @@ def test_the_view_step_merges_what_shard_stores_left(store: ClickHouseStore) -> 
             )
     view_store = ClickHouseStore(store.dsn, merges=False)
     with view_store.session():
-        assert warehouse.merge_shard_writes(view_store) == (6, 1)
+        assert tables.merge_shard_writes(view_store) == (6, 1)

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from payout_assets.cli.demo import demo_ids, seed_store
 from payout_assets.defs.partitions import shard_key
-from payout_assets.simulator import Simulator, SimulatorConfig, run_simulator
 from payout_assets.validate.ids import normalize_condition_id
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.dagster_ui import (
     REPO_ROOT,
     DagsterDev,
@@ -32,6 +30,8 @@ from payout_assets_tests.dagster_ui import (
     rendered_dom,
     screenshot,
 )
+from payout_standins.demo import demo_ids, seed_store
+from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
 CHROMIUM_MISSING = "headless Chromium is not installed: run scripts/install-system-deps.sh"
 pytestmark = [
@@ -206,7 +206,7 @@ def test_ui_backfill_of_all_shards(sim: Simulator, home: Path, tmp_path: Path) -
             assert (ledger["runId"], ledger["status"]) == (run_id, "SUCCEEDED")
 
             # 4. ClickHouse: opened only now, after every run has closed the engine.
-            snapshot = warehouse.current_snapshot(store)
+            snapshot = tables.current_snapshot(store)
             assert snapshot is not None
             assert snapshot.shard_count == SHARDS
             expected = _expected_ingest(sim, store, snapshot.block_number)

@@ -1,4 +1,4 @@
-"""The fetch worker (``payout_assets.worker``): the process a shard's fetch runs in.
+"""The fetch worker (``payout_assets.sources.goldsky.worker``): the process a shard's fetch runs in.
 
 Its end-to-end behaviour (rows, retries, failures with their ids) is what every backfill test
 checks, since ``goldsky_payouts`` always fetches through it; these tests pin the two properties
@@ -23,7 +23,7 @@ time.sleep(120)
 """
 _CHILD = """
 import os, time
-from payout_assets.worker import die_with_parent
+from payout_assets.sources.goldsky.worker import die_with_parent
 die_with_parent(os.getppid())
 print("armed", flush=True)
 time.sleep(120)
@@ -34,7 +34,7 @@ def test_the_fetch_worker_imports_no_dagster() -> None:
     """Everything a fetch uses (client, validation, store, Pipes) loads without Dagster, which
     is what keeps a shard's largest process ~65 MB smaller than its Dagster run."""
     code = (
-        "import sys, payout_assets.worker; "
+        "import sys, payout_assets.sources.goldsky.worker; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
     )
     out = subprocess.run(

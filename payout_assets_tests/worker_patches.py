@@ -1,6 +1,6 @@
 """Test patches for the fetch worker, applied in the worker process itself.
 
-The worker (``payout_assets.worker``) is a new process started by Dagster Pipes, so pytest's
+The worker (``payout_assets.sources.goldsky.worker``) is a new process started by Dagster Pipes, so pytest's
 ``monkeypatch`` in the test process cannot reach it. A test calls :func:`patch_worker`, which
 names this module in ``PAYOUT_WORKER_PRELOAD`` and puts the patches in an environment variable;
 the worker imports this module before it starts, and the import applies them.
@@ -20,8 +20,8 @@ import pytest
 from gql import gql
 from graphql import validate
 
-from payout_assets.fetch import client as client_module
-from payout_assets.worker import PRELOAD_ENV
+from payout_assets.sources.goldsky import client as client_module
+from payout_assets.sources.goldsky.worker import PRELOAD_ENV
 
 PATCHES_ENV = "PAYOUT_TEST_WORKER_PATCHES"
 
@@ -38,7 +38,7 @@ def patch_worker(
 ) -> None:
     """Patch the fetch worker of every run this test starts.
 
-    ``flush_rows`` / ``slice_ids`` replace ``shard.FLUSH_ROWS`` / ``warehouse.SLICE_IDS``;
+    ``flush_rows`` / ``slice_ids`` replace ``shard.FLUSH_ROWS`` / ``tables.SLICE_IDS``;
     ``staging_log`` gets one JSON line ``[shard, run_id, rows]`` per staging insert;
     ``no_first`` makes the client send its payout query without ``first``;
     ``die_after_staging`` SIGKILLs the worker once its first rows are staged (a worker that
@@ -75,16 +75,16 @@ def staging_log_entries(path: Path) -> list[tuple[int, str, int]]:
 
 
 def _apply(patches: dict[str, Any]) -> None:
-    from payout_assets import shard
-    from payout_assets.write import warehouse
+    from payout_assets.sources.goldsky import shard
+    from payout_assets.warehouse import tables
 
     if patches.get("flush_rows"):
         shard.FLUSH_ROWS = int(patches["flush_rows"])
     if patches.get("slice_ids"):
-        warehouse.SLICE_IDS = int(patches["slice_ids"])
+        tables.SLICE_IDS = int(patches["slice_ids"])
     if patches.get("staging_log"):
         log = Path(patches["staging_log"])
-        original_stage = warehouse.stage_rows
+        original_stage = tables.stage_rows
 
         def spy_stage(store: Any, rows: Any) -> None:
             if rows:
@@ -92,9 +92,9 @@ def _apply(patches: dict[str, Any]) -> None:
                     out.write(json.dumps([int(rows[0][0]), str(rows[0][1]), len(rows)]) + "\n")
             original_stage(store, rows)
 
-        warehouse.stage_rows = spy_stage  # type: ignore[assignment]
+        tables.stage_rows = spy_stage  # type: ignore[assignment]
     if patches.get("die_after_staging"):
-        stage = warehouse.stage_rows
+        stage = tables.stage_rows
 
         disk_at_death = patches.get("disk_at_death")
 
@@ -104,7 +104,7 @@ def _apply(patches: dict[str, Any]) -> None:
                 shutil.copytree(tempfile.gettempdir(), disk_at_death, dirs_exist_ok=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-        warehouse.stage_rows = stage_then_die  # type: ignore[assignment]
+        tables.stage_rows = stage_then_die  # type: ignore[assignment]
     if patches.get("no_first"):
         original, no_first = client_module._document, document_without_first()
 

@@ -1,5 +1,5 @@
-"""``payout-backfill``: run, demo, simulate, and the operator commands preflight, status and
-verify. Each command imports its module only when chosen, so ``--help`` stays quick."""
+"""``payout-backfill``: run, and the operator commands preflight, status and verify (the demo
+and the stand-ins are ``python -m payout_standins``). Each command imports its module only when chosen, so ``--help`` stays quick."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         summary_rows,
     )
     from payout_assets.cli.run import run_backfill
-    from payout_assets.write.store import ClickHouseStore, StoreError
+    from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
     progress = Progress.for_stdout(args.json)
     outcome = run_backfill(
@@ -49,31 +49,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from payout_assets.cli.demo import run_demo
-
-    return run_demo(
-        universe_ids=args.ids, shards=args.shards, max_rps=args.max_rps, latency_ms=args.latency_ms
-    )
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from payout_assets.simulator import SimulatorConfig, serve_forever
-
-    serve_forever(
-        SimulatorConfig(
-            size=args.size,
-            seed=args.seed,
-            port=args.port,
-            latency_ms=args.latency_ms,
-            jitter_ms=args.jitter_ms,
-            dialect=args.dialect,
-            rate_limit=(args.rate_limit, 1.0) if args.rate_limit else None,
-        )
-    )
-    return 0
-
-
 def _cmd_preflight(_args: argparse.Namespace) -> int:
     from payout_assets.cli.preflight import run_preflight_cli
 
@@ -84,12 +59,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from payout_assets.cli.status import run_status
 
     return run_status(watch=args.watch, as_json=args.json)
-
-
-def _cmd_dev(args: argparse.Namespace) -> int:
-    from payout_assets.cli.dev import run_dev
-
-    return run_dev(port=args.port)
 
 
 def _cmd_verify(_args: argparse.Namespace) -> int:
@@ -147,15 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser(
-        "demo", help="seed an embedded store, start the simulator, run the backfill"
-    )
-    demo.add_argument("--ids", type=int, default=20_000, help="size of the trades_raw id universe")
-    demo.add_argument("--shards", type=int, default=8)
-    demo.add_argument("--max-rps", type=float, default=10.0)
-    demo.add_argument("--latency-ms", type=float, default=50.0)
-    demo.set_defaults(func=_cmd_demo)
-
     preflight = sub.add_parser(
         "preflight",
         help="check ClickHouse, the source tables, the id source and the subgraph (exit 1 on FAIL)",
@@ -180,28 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_cmd_verify)
 
-    dev = sub.add_parser(
-        "dev",
-        help="the Dagster UI and daemon on 127.0.0.1 (with the simulator if no endpoint is set)",
-    )
-    dev.add_argument("--port", type=int, default=3000)
-    dev.set_defaults(func=_cmd_dev)
-
-    sim = sub.add_parser(
-        "simulate", help="run the local Goldsky/graph-node simulator in the foreground"
-    )
-    sim.add_argument(
-        "--size", type=int, default=200_000, help="conditions in the simulated subgraph"
-    )
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--latency-ms", type=float, default=0.0)
-    sim.add_argument("--jitter-ms", type=float, default=0.0)
-    sim.add_argument("--dialect", choices=["pnl", "legacy"], default="pnl")
-    sim.add_argument(
-        "--rate-limit", type=int, default=0, help="server-side requests per second (0: none)"
-    )
-    sim.set_defaults(func=_cmd_simulate)
     return parser
 
 
@@ -222,7 +160,7 @@ def _refusal(command: str) -> str | None:
         return f"\npayout-backfill {command}: ".join(problems)
     if command == "run":
         from payout_assets.cli import run_lock
-        from payout_assets.write.store import ClickHouseStore
+        from payout_assets.warehouse.store import ClickHouseStore
 
         store = ClickHouseStore(clickhouse_dsn())
         if busy := run_lock.acquire(store):

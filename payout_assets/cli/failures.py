@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from payout_assets.defs.partitions import shard_index
-from payout_assets.write.sql import statements
+from payout_assets.warehouse.sql import statements
 
 PARTITION_TAG = "dagster/partition"
 _KEY = re.compile(r"^shard-\d+$")

@@ -29,9 +29,9 @@ from payout_assets.preflight import (
     scrub,
     summary,
 )
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.id_source import IdSourceResource
-from payout_assets.write.store import ClickHouseStore, StoreError, redact_dsn
+from payout_assets.sources.ids import IdSourceResource
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 
 
 def quiet_drivers() -> None:

@@ -25,7 +25,7 @@ from typing import Any, Literal, TextIO
 import dagster as dg
 
 from payout_assets.cli.status import StatusReport, collect_status, configured_dsn
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse.store import ClickHouseStore
 
 Mode = Literal["tty", "plain", "json"]
 INTERVAL_S = 5.0

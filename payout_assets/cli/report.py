@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 
 # (state, label, shown even when zero): the final states always, transitional ones when present.
 STATE_ORDER = [
@@ -46,10 +46,10 @@ def open_ids_line(still_open: Mapping[str, int]) -> str:
 
 
 def ledger_counts(store: ClickHouseStore) -> tuple[str | None, dict[str, int]]:
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     if snapshot is None:
         return None, {}
-    return snapshot.generation, warehouse.state_counts(store, snapshot.generation)
+    return snapshot.generation, tables.state_counts(store, snapshot.generation)
 
 
 def render_table(rows: list[tuple[str, str]]) -> str:

@@ -26,8 +26,8 @@ from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.config import PROJECT_ROOT, dagster_home, default_clickhouse_dsn, shard_count
 from payout_assets.defs.partitions import shard_key
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 if TYPE_CHECKING:
     from payout_assets.cli.progress import Progress
@@ -109,7 +109,7 @@ def _store_generation() -> str | None:
     or cannot be read; either way there is nothing to resume)."""
     store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
     try:
-        snapshot = warehouse.current_snapshot(store)
+        snapshot = tables.current_snapshot(store)
     except StoreError:
         return None
     return snapshot.generation if snapshot else None

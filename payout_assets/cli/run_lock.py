@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse.store import ClickHouseStore
 
 LOCK_NAME = "backfill-run"
 

@@ -26,7 +26,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
 from payout_assets.config import dagster_home, default_clickhouse_dsn, shard_count
 from payout_assets.defs.partitions import shard_key
-from payout_assets.write.store import ClickHouseStore, StoreError, redact_dsn
+from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 
 PARTITION_TAG = "dagster/partition"
 LOCK_TIMEOUT_S = 60.0

@@ -12,7 +12,7 @@ import os
 from payout_assets.config import default_clickhouse_dsn
 from payout_assets.validate import rules
 from payout_assets.validate.rules import RuleResult
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 MAX_ERROR_RATE = 0.01
 INGEST_TABLE = "resolutions_external_ingest"

@@ -16,18 +16,18 @@ from typing import Any, NoReturn
 import dagster as dg
 from filelock import Timeout
 
-from payout_assets import worker
 from payout_assets.config import shard_count
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
-from payout_assets.fetch.errors import PermanentGoldskyError
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.sources.goldsky import worker
+from payout_assets.sources.goldsky.errors import PermanentGoldskyError
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
 from payout_assets.validate.ids import InvalidId, iter_id_lines, normalize_condition_id
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
-from payout_assets.write.warehouse import Snapshot
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_assets.warehouse.tables import Snapshot
 
 GROUP = "payouts"
 OWNERS = ["team:data-platform"]
@@ -44,7 +44,7 @@ def _load_input(
     straight to the candidates as an invalid id, truncated, with the reason."""
     path = id_source.file()
     if path is None:
-        warehouse.load_universe(store, generation, id_source.universe_sql())
+        tables.load_universe(store, generation, id_source.universe_sql())
         return "sql/condition_universe.sql", 0
     chunk: list[str] = []
     overlong: list[tuple[str, str]] = []
@@ -57,13 +57,13 @@ def _load_input(
             else:
                 chunk.append(line)
             if len(chunk) >= INPUT_CHUNK:
-                warehouse.load_input_lines(store, generation, chunk)
+                tables.load_input_lines(store, generation, chunk)
                 chunk = []
             if len(overlong) >= INPUT_CHUNK:
-                warehouse.add_candidates(store, names, overlong)
+                tables.add_candidates(store, names, overlong)
                 overlong = []
-    warehouse.load_input_lines(store, generation, chunk)
-    warehouse.add_candidates(store, names, overlong)
+    tables.load_input_lines(store, generation, chunk)
+    tables.add_candidates(store, names, overlong)
     return str(path), overlong_lines
 
 
@@ -87,10 +87,10 @@ def missing_condition_ids(
     id_source: IdSourceResource,
 ) -> dg.MaterializeResult:
     store = clickhouse.store()
-    warehouse.ensure_schema(store)
+    tables.ensure_schema(store)
     generation = context.run.run_id
     shards = shard_count()
-    previous = warehouse.current_snapshot(store)
+    previous = tables.current_snapshot(store)
     with goldsky.client(context.log) as client:
         meta = client.meta()
     if meta.has_indexing_errors:
@@ -98,24 +98,24 @@ def missing_condition_ids(
             "the subgraph reports hasIndexingErrors=true: some conditions may be missing from it"
         )
 
-    names = warehouse.scratch_names(generation)
+    names = tables.scratch_names(generation)
     with store.session():
-        warehouse.create_candidates(store, names)
+        tables.create_candidates(store, names)
         source, overlong_lines = _load_input(store, id_source, generation, names)
-        lines = warehouse.input_count(store, generation) + overlong_lines
+        lines = tables.input_count(store, generation) + overlong_lines
         invalid_sample: list[tuple[str, str]] = []
-        for chunk in warehouse.iter_input_chunks(store, generation):
+        for chunk in tables.iter_input_chunks(store, generation):
             candidates = [
                 (n.text, n.reason) if isinstance(n, InvalidId) else (n, "")
                 for n in map(normalize_condition_id, chunk)
             ]
-            warehouse.add_candidates(store, names, candidates)
+            tables.add_candidates(store, names, candidates)
             invalid_sample += [(t[:80], r) for t, r in candidates if r][: 10 - len(invalid_sample)]
     incremental = _skip_unchanged(
         context, store, goldsky, names, previous, meta.block_number, meta.deployment
     )
     with store.session():
-        distinct = warehouse.build_missing(
+        distinct = tables.build_missing(
             store,
             names,
             generation,
@@ -123,7 +123,7 @@ def missing_condition_ids(
             shards,
             unchanged_reason=incremental.get("reason", ""),
         )
-        warehouse.record_snapshot(
+        tables.record_snapshot(
             store,
             Snapshot(
                 generation,
@@ -136,9 +136,9 @@ def missing_condition_ids(
                 distinct,
             ),
         )
-        warehouse.publish_missing(store, names, generation)
-        counts = warehouse.state_counts(store, generation)
-        sizes = warehouse.shard_sizes(store)
+        tables.publish_missing(store, names, generation)
+        counts = tables.state_counts(store, generation)
+        sizes = tables.shard_sizes(store)
     to_fetch = counts.get("pending", 0)
     context.log.info(
         f"{lines:,} input rows → {sum(counts.values()):,} distinct ids: {counts}; "
@@ -200,9 +200,9 @@ def _skip_unchanged(
             for cid in client.changed_since(previous.block_number, block):
                 chunk.append(cid)
                 if len(chunk) >= INPUT_CHUNK:
-                    warehouse.add_changed(store, names, chunk)
+                    tables.add_changed(store, names, chunk)
                     changed, chunk = changed + len(chunk), []
-            warehouse.add_changed(store, names, chunk)
+            tables.add_changed(store, names, chunk)
             changed += len(chunk)
             pages = client.requests_sent
     except PermanentGoldskyError as exc:
@@ -210,7 +210,7 @@ def _skip_unchanged(
             f"the subgraph rejected the _change_block filter ({exc}); asking for every id"
         )
         return {"mode": "full (endpoint rejected _change_block)"}
-    skipped = warehouse.mark_unchanged(store, names, previous.generation)
+    skipped = tables.mark_unchanged(store, names, previous.generation)
     batch = goldsky.batch_size
     saved = max(0, -(-skipped // batch) - pages)
     context.log.info(
@@ -260,7 +260,7 @@ def _incomparable(previous: Snapshot, block: int, deployment: str) -> str:
         "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
         "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
         "of the run is kept; re-running the shard replaces its rows. The fetch runs in a "
-        "Dagster Pipes worker process without Dagster (payout_assets/worker.py)."
+        "Dagster Pipes worker process without Dagster (payout_assets/sources/goldsky/worker.py)."
     ),
     metadata=table_name("payout_backfill.goldsky_payouts"),
 )
@@ -296,12 +296,12 @@ def _fetch_shard(
     shard is alive, so staging partitions nobody published are debris of a killed run, and the
     snapshot read here is the newest one (a backfill started meanwhile is not missed).
 
-    The fetch itself runs in ``payout_assets.worker``, a process without Dagster (see there
+    The fetch itself runs in ``payout_assets.sources.goldsky.worker``, a process without Dagster (see there
     why); this step records its failure, whether the worker reported one or died."""
     with store.session():
-        warehouse.ensure_schema(store)
-        snapshot = warehouse.current_snapshot(store)
-        warehouse.drop_orphan_runs(store, shard)
+        tables.ensure_schema(store)
+        snapshot = tables.current_snapshot(store)
+        tables.drop_orphan_runs(store, shard)
     if snapshot is None:
         raise dg.Failure("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shard_count():
@@ -323,7 +323,7 @@ def _fetch_shard(
             # Secrets go in the worker's environment; the extras are written to a file.
             settings, secret_env = worker.split_secrets(goldsky.settings(), clickhouse.dsn)
             invocation = pipes_client.run(
-                command=[sys.executable, "-m", "payout_assets.worker"],
+                command=[sys.executable, "-m", "payout_assets.sources.goldsky.worker"],
                 context=context,
                 extras={
                     "parent_pid": os.getpid(),
@@ -373,11 +373,9 @@ def _record_failure(
     failed_ids: list[str] = failed.get("condition_ids", [])
     run_id = context.run.run_id
     with store.session():
-        warehouse.drop_staged_run(store, shard, run_id)
-        warehouse.fail_shard(
-            store, shard, run_id, snapshot.generation, f"shard run failed: {error}"
-        )
-        warehouse.record_states(
+        tables.drop_staged_run(store, shard, run_id)
+        tables.fail_shard(store, shard, run_id, snapshot.generation, f"shard run failed: {error}")
+        tables.record_states(
             store, snapshot.generation, run_id, [(c, "failed", error, shard) for c in failed_ids]
         )
     raise dg.Failure(
@@ -413,17 +411,17 @@ def resolutions_external_ingest(
 ) -> dg.MaterializeResult:
     shard = shard_index(context.partition_key)
     with clickhouse.held(merges=False) as store:
-        warehouse.ensure_schema(store)
-        latest = warehouse.shard_run_to_ingest(store, shard, context.run.run_id)
+        tables.ensure_schema(store)
+        latest = tables.shard_run_to_ingest(store, shard, context.run.run_id)
         if latest is None:
             raise dg.Failure(
                 f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
                 f"for {context.partition_key} first"
             )
         run_id, _generation = latest
-        warehouse.ingest_shard(store, shard, run_id)
-        superseded = warehouse.drop_superseded_runs(store, shard, run_id)
-        outcomes = warehouse.shard_outcomes(store, shard, run_id)
+        tables.ingest_shard(store, shard, run_id)
+        superseded = tables.drop_superseded_runs(store, shard, run_id)
+        outcomes = tables.shard_outcomes(store, shard, run_id)
         loaded = outcomes.get("resolved", 0)
         return dg.MaterializeResult(
             metadata={
@@ -452,9 +450,9 @@ def vw_resolutions_truth(
 ) -> dg.MaterializeResult:
     # no background merges in this session: its OPTIMIZE rounds merge what the shards wrote
     with clickhouse.held(merges=False) as store:
-        warehouse.ensure_schema(store)
-        parts_before, parts_after = warehouse.merge_shard_writes(store)
-        summary = warehouse.truth_summary(store)
+        tables.ensure_schema(store)
+        parts_before, parts_after = tables.merge_shard_writes(store)
+        summary = tables.truth_summary(store)
         total = sum(n for _, n, _ in summary)
         context.log.info(f"vw_resolutions_truth: {total:,} conditions")
         return dg.MaterializeResult(
@@ -462,7 +460,7 @@ def vw_resolutions_truth(
                 "dagster/row_count": total,
                 # counted once per backfill here, not by every shard: a FINAL count reads the
                 # whole table, so per shard it cost memory and time that grew with the backfill
-                "resolutions_external_ingest_rows": warehouse.ingest_table_rows(store),
+                "resolutions_external_ingest_rows": tables.ingest_table_rows(store),
                 "shard_write_parts_merged": md_table(
                     ["active parts of the ledger and ingest table", ""],
                     [("before", f"{parts_before:,}"), ("after", f"{parts_after:,}")],

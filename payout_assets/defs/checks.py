@@ -20,11 +20,11 @@ from payout_assets.defs.assets import (
     vw_resolutions_truth,
 )
 from payout_assets.defs.partitions import shard_index, shard_partitions
-from payout_assets.resources.clickhouse import ClickHouseResource
 from payout_assets.validate import rules
 from payout_assets.validate.rules import Markdown, RuleResult
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore
 
 
 def max_rejected_share() -> float:
@@ -57,15 +57,15 @@ def _results(
 
 def _run_slices(
     context: dg.AssetCheckExecutionContext, store: ClickHouseStore
-) -> list[warehouse.RunSlice]:
+) -> list[tables.RunSlice]:
     """The slices of the staging runs a check reads: this run's shard, else every shard."""
     partition = context.run.tags.get("dagster/partition")
     keys = [partition] if partition else shard_partitions.get_partition_keys()
-    out: list[warehouse.RunSlice] = []
+    out: list[tables.RunSlice] = []
     for shard in map(shard_index, keys):
-        run = warehouse.shard_run_to_ingest(store, shard, context.run.run_id)
+        run = tables.shard_run_to_ingest(store, shard, context.run.run_id)
         if run is not None:
-            out += warehouse.run_slices(store, shard, run[0])
+            out += tables.run_slices(store, shard, run[0])
     return out
 
 

@@ -15,9 +15,9 @@ from payout_assets.preflight import (
     run_preflight,
     summary,
 )
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
+from payout_assets.warehouse.resource import ClickHouseResource
 
 
 def _cell(text: str) -> str:

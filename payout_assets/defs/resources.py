@@ -10,9 +10,9 @@ from payout_assets.config import (
     default_clickhouse_dsn,
     env_or_default,
 )
-from payout_assets.resources.clickhouse import ClickHouseResource
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.resources.id_source import IdSourceResource
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.ids import IdSourceResource
+from payout_assets.warehouse.resource import ClickHouseResource
 
 
 def _number(name: str, default: float) -> float:
@@ -51,7 +51,7 @@ def resources() -> dg.Definitions:
                 **secret_or_none,
             ),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
-            # goldsky_payouts fetches in a worker without Dagster (payout_assets/worker.py);
+            # goldsky_payouts fetches in a worker without Dagster (payout_assets/sources/goldsky/worker.py);
             # its stdout and stderr go to the run's own.
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },

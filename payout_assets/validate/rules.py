@@ -16,8 +16,8 @@ from itertools import chain
 from typing import Any
 
 from payout_assets.validate.schema import VALIDATE_ROWS, validate_chunks
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 
 SUM_RULES = {
     "numerator_sum_equals_denominator",
@@ -28,7 +28,7 @@ SUM_RULES = {
 INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes", "at_most_256_outcomes"}
 TIME_RULES = {"resolved_at_not_in_future"}
 COVERAGE_EXPECTED = (0.70, 0.80)  # the original quick-start's expectation: a WARN, not an error
-RunSlices = Sequence[warehouse.RunSlice]  # the slices of the shard runs a check reads
+RunSlices = Sequence[tables.RunSlice]  # the slices of the shard runs a check reads
 
 
 class Markdown(str):
@@ -69,7 +69,7 @@ def _spools(
     sql = "checks/staged_payouts.sql" if staged else "checks/ingested_payouts.sql"
     return [
         store.spool_file(sql, run_slice, VALIDATE_ROWS)
-        for run_slice in warehouse.each_slice(store, slices)
+        for run_slice in tables.each_slice(store, slices)
     ]
 
 
@@ -128,7 +128,7 @@ def staged_rules(
     run slices, from one pass of counts (checks/staged_counts.sql once per slice)."""
     rows = distinct = rejected = 0
     duplicates: list[tuple[str, int]] = []
-    for run_slice in warehouse.each_slice(store, slices):
+    for run_slice in tables.each_slice(store, slices):
         n, d, r = store.query_file("checks/staged_counts.sql", run_slice)[0]
         rows, distinct, rejected = rows + int(n), distinct + int(d), rejected + int(r)
         duplicates += store.query_file("checks/staged_duplicates.sql", run_slice)
@@ -182,7 +182,7 @@ def ingested_unique(store: ClickHouseStore, slices: RunSlices | None) -> RuleRes
         rows, distinct = (int(v) for v in store.query_file("checks/ingested_all_duplicates.sql")[0])
     else:
         rows = distinct = 0
-        for run_slice in warehouse.each_slice(store, slices):
+        for run_slice in tables.each_slice(store, slices):
             n, d = store.query_file("checks/ingested_duplicates.sql", run_slice)[0]
             rows, distinct = rows + int(n), distinct + int(d)
     return RuleResult(
@@ -213,9 +213,9 @@ def canonical_ids(store: ClickHouseStore) -> RuleResult:
     )
 
 
-def _ledger(store: ClickHouseStore) -> tuple[warehouse.Snapshot | None, dict[str, int]]:
-    snapshot = warehouse.current_snapshot(store)
-    return snapshot, (warehouse.state_counts(store, snapshot.generation) if snapshot else {})
+def _ledger(store: ClickHouseStore) -> tuple[tables.Snapshot | None, dict[str, int]]:
+    snapshot = tables.current_snapshot(store)
+    return snapshot, (tables.state_counts(store, snapshot.generation) if snapshot else {})
 
 
 def _asked(counts: Mapping[str, int]) -> int:

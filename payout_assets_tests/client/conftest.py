@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from payout_assets.simulator import Simulator, run_simulator
 from payout_assets_tests.client.support import SIM_CONFIG, Template, copy_template, make_template
 from payout_assets_tests.conftest import Pipeline
+from payout_standins.goldsky import Simulator, run_simulator
 
 
 @pytest.fixture(scope="module")

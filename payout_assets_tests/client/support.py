@@ -16,10 +16,10 @@ import dagster as dg
 import pytest
 
 from payout_assets.defs import assets
-from payout_assets.simulator import RequestInfo, Simulator, SimulatorConfig, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, settled_stats, write_ids
+from payout_standins.goldsky import RequestInfo, Simulator, SimulatorConfig, run_simulator
 
 SIM_CONFIG = SimulatorConfig(size=5_000, seed=7)
 KNOWN = 1_000
@@ -49,7 +49,7 @@ def input_ids(sim: Simulator, known: int = KNOWN, unknown: int = UNKNOWN) -> lis
 def make_template(root: Path, config: SimulatorConfig = SIM_CONFIG) -> Template:
     """Materialise ``missing_condition_ids`` (one shard) against a fresh simulator, once."""
     store = ClickHouseStore(f"chdb://{root / 'clickhouse'}")
-    warehouse.create_source_tables(store)
+    tables.create_source_tables(store)
     instance = dg.DagsterInstance.ephemeral()
     try:
         with pytest.MonkeyPatch.context() as mp, run_simulator(config) as sim:
@@ -63,7 +63,7 @@ def make_template(root: Path, config: SimulatorConfig = SIM_CONFIG) -> Template:
             ).snapshot()
     finally:
         instance.dispose()
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None and snapshot.shard_count == 1
     return Template(
         root=root,

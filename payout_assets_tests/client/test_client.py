@@ -28,17 +28,16 @@ from typing import Any
 import dagster as dg
 import pytest
 
-import payout_assets.fetch.client as client_module
-from payout_assets.fetch.client import ClientSettings, Dialect, GoldskyClient
-from payout_assets.fetch.errors import (
+import payout_assets.sources.goldsky.client as client_module
+from payout_assets.sources.goldsky.client import ClientSettings, Dialect, GoldskyClient
+from payout_assets.sources.goldsky.errors import (
     BlockNotIndexedError,
     GoldskyError,
     PermanentGoldskyError,
 )
-from payout_assets.resources.goldsky import GoldskyResource
-from payout_assets.simulator import FaultKind, Simulator, run_simulator
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.client.support import (
     KNOWN,
     SIM_CONFIG,
@@ -58,6 +57,7 @@ from payout_assets_tests.client.support import (
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_assets_tests.worker_patches import document_without_first, patch_worker
+from payout_standins.goldsky import FaultKind, Simulator, run_simulator
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.1, "max_rps": 500.0, "timeout_s": 5.0}
 UINT256_MAX = 2**256 - 1
@@ -319,7 +319,7 @@ def test_legacy_dialect_lands_exact_integers_and_resolution_times(
         pipeline.snapshot()
         result = fetch_and_ingest(pipeline, "shard-00")
         assert result.success
-        snapshot = warehouse.current_snapshot(store)
+        snapshot = tables.current_snapshot(store)
         assert snapshot is not None
         truth = legacy_truth(sim, ids, snapshot.block_number)
 
@@ -338,7 +338,7 @@ def test_legacy_dialect_lands_exact_integers_and_resolution_times(
     states = ledger(store, snapshot.generation)
     for cid, (_, rule) in bad.items():
         assert states[cid][0] == "rejected" and rule in states[cid][1], states[cid]
-    assert warehouse.state_counts(store, snapshot.generation) == {
+    assert tables.state_counts(store, snapshot.generation) == {
         "ingested": len(good),
         "rejected": len(bad),
         "unresolved": 1_500 - len(good) - len(bad),
@@ -407,7 +407,7 @@ def test_every_shard_is_pinned_to_the_snapshot_block_while_the_head_moves(
         ids = input_ids(sim, known=1_000, unknown=20)
         pipeline = fresh_pipeline(store, sim, fast_instance, ids, tmp_path, FAST)
         pipeline.snapshot()
-        snapshot = warehouse.current_snapshot(store)
+        snapshot = tables.current_snapshot(store)
         assert snapshot is not None
         pinned = snapshot.block_number
         assert fetch_and_ingest(pipeline, "shard-00").success
@@ -423,7 +423,7 @@ def test_every_shard_is_pinned_to_the_snapshot_block_while_the_head_moves(
     assert ingested(store) == expected
     assert ingested_blocks(store) == {pinned}
     assert later and not later & set(ingested(store))  # the snapshot really was one block
-    assert warehouse.state_counts(store, snapshot.generation) == clean_counts(expected, 1_000, 20)
+    assert tables.state_counts(store, snapshot.generation) == clean_counts(expected, 1_000, 20)
 
 
 def test_has_indexing_errors_is_recorded_and_warned(
@@ -440,7 +440,7 @@ def test_has_indexing_errors_is_recorded_and_warned(
 
     (materialization,) = result.asset_materializations_for_node("missing_condition_ids")
     assert materialization.metadata["has_indexing_errors"].value is True
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None and snapshot.has_indexing_errors
     warnings = [
         e.user_message
@@ -513,7 +513,7 @@ RATE_WORKER = r"""
 import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from payout_assets.fetch.client import ClientSettings, GoldskyClient
+from payout_assets.sources.goldsky.client import ClientSettings, GoldskyClient
 
 url, rps, n, ready, go = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 ids = sys.argv[6].split(",")
@@ -596,7 +596,7 @@ def test_in_flight_requests_per_shard_are_bounded_by_concurrency(
     assert stats["max_first"] == 100
     expected = expected_payouts(sim, template.ids, template.block)
     assert ingested(snapshot_pipeline.store) == expected
-    assert warehouse.state_counts(snapshot_pipeline.store, template.generation) == clean_counts(
+    assert tables.state_counts(snapshot_pipeline.store, template.generation) == clean_counts(
         expected, KNOWN, UNKNOWN
     )
 
@@ -626,7 +626,7 @@ def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     requests = payout_requests(sim)
     assert all(r.rows <= 100 for r in requests)
     assert sim.traffic.stats()["collection_queries_without_first"] == len(requests)
-    counts = warehouse.state_counts(snapshot_pipeline.store, template.generation)
+    counts = tables.state_counts(snapshot_pipeline.store, template.generation)
     assert counts["not_found"] > UNKNOWN  # lost rows masquerade as ids the subgraph lacks
 
     with pytest.raises(PermanentGoldskyError, match="without `first`"):

@@ -23,13 +23,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from payout_assets.simulator import (
-    FaultKind,
-    Simulator,
-)
-from payout_assets.worker import PRELOAD_ENV
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.sources.goldsky.worker import PRELOAD_ENV
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.client.support import (
     KNOWN,
     UNKNOWN,
@@ -49,6 +45,10 @@ from payout_assets_tests.client.support import (
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_assets_tests.worker_patches import patch_worker, staging_log_entries
+from payout_standins.goldsky import (
+    FaultKind,
+    Simulator,
+)
 
 API_KEY = "sk-live-never-on-disk-4242"
 HEADER_SECRET = "hdr-secret-never-on-disk-7373"
@@ -103,9 +103,7 @@ def test_transient_fault_is_retried_and_lands_exactly_the_right_rows(
     expected = expected_payouts(sim, template.ids, template.block)
     assert ingested(store) == expected
     assert ingested_blocks(store) == {template.block}
-    assert warehouse.state_counts(store, template.generation) == clean_counts(
-        expected, KNOWN, UNKNOWN
-    )
+    assert tables.state_counts(store, template.generation) == clean_counts(expected, KNOWN, UNKNOWN)
     stats = assert_traffic_was_clean(sim, template.ids, template.block)
     assert stats["faults"] == {str(kind): FAULTED_REQUESTS}  # every injected fault was met
     assert fetch_metadata(result)["retries"] >= FAULTED_REQUESTS
@@ -141,7 +139,7 @@ def test_random_faults_of_every_kind_still_land_exactly_the_right_rows(
     assert result.success
     expected = expected_payouts(sim, template.ids, template.block)
     assert ingested(snapshot_pipeline.store) == expected
-    assert warehouse.state_counts(snapshot_pipeline.store, template.generation) == clean_counts(
+    assert tables.state_counts(snapshot_pipeline.store, template.generation) == clean_counts(
         expected, KNOWN, UNKNOWN
     )
     stats = assert_traffic_was_clean(sim, template.ids, template.block)
@@ -210,9 +208,7 @@ def test_a_fetch_worker_that_dies_fails_the_shard_and_keeps_nothing(
     assert rerun.success
     expected = expected_payouts(sim, template.ids, template.block)
     assert ingested(store) == expected
-    assert warehouse.state_counts(store, template.generation) == clean_counts(
-        expected, KNOWN, UNKNOWN
-    )
+    assert tables.state_counts(store, template.generation) == clean_counts(expected, KNOWN, UNKNOWN)
 
 
 # -- a batch that keeps failing --------------------------------------------------------------------
@@ -242,7 +238,7 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
         goldsky_overrides={"batch_size": 50, "concurrency": 2, "max_attempts": 3},
     )
     pipeline.snapshot()
-    snapshot = warehouse.current_snapshot(store)
+    snapshot = tables.current_snapshot(store)
     assert snapshot is not None
     shard_ids = {
         s: [
@@ -296,4 +292,4 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
 
     assert rerun.success
     assert ingested(store) == expected
-    assert warehouse.state_counts(store, snapshot.generation) == clean_counts(expected, 600, 20)
+    assert tables.state_counts(store, snapshot.generation) == clean_counts(expected, 600, 20)

@@ -6,7 +6,7 @@ import logging
 import dagster as dg
 from pydantic import Field
 
-from payout_assets.fetch.client import MAX_FIRST, ClientSettings, Dialect, GoldskyClient
+from payout_assets.sources.goldsky.client import MAX_FIRST, ClientSettings, Dialect, GoldskyClient
 
 
 class GoldskyResource(dg.ConfigurableResource):

@@ -1,4 +1,4 @@
-"""``python -m payout_assets.worker``: one shard's fetch, validation and staging, run through
+"""``python -m payout_assets.sources.goldsky.worker``: one shard's fetch, validation and staging, run through
 Dagster Pipes in a process that never imports Dagster.
 
 Why a separate process: a shard run is a fork of a process that holds all of Dagster, its
@@ -28,12 +28,12 @@ from typing import Any
 
 from dagster_pipes import PipesContext, open_dagster_pipes
 
-from payout_assets.fetch.client import ClientSettings, GoldskyClient
 from payout_assets.redact import redact
-from payout_assets.shard import ShardFailed, ShardProgress, run_shard
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
-from payout_assets.write.warehouse import Snapshot
+from payout_assets.sources.goldsky.client import ClientSettings, GoldskyClient
+from payout_assets.sources.goldsky.shard import ShardFailed, ShardProgress, run_shard
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_assets.warehouse.tables import Snapshot
 
 _PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
 # Modules the worker imports before it starts, comma-separated: how the benchmark's regression
@@ -105,7 +105,7 @@ def fetch(pipes: PipesContext) -> dict[str, Any]:
                 log=pipes.log,
             )
             requests, retries = client.requests_sent, client.retries
-        warehouse.publish_shard(store, shard, run_id, snapshot.generation)
+        tables.publish_shard(store, shard, run_id, snapshot.generation)
     except BaseException as exc:  # a termination (SIGINT) is reported like any failure
         ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
         error = redact(str(exc), _secret_values(secrets)) or type(exc).__name__

@@ -1,4 +1,4 @@
-"""``payout-backfill demo``: the whole product on one machine, with nothing to configure.
+"""``python -m payout_standins demo`` (what ``make demo`` runs): the whole product on one machine, with nothing to configure.
 
 It starts the local Goldsky simulator, seeds an embedded ClickHouse store with a ``trades_raw``
 universe (known, unknown and malformed ids, some spelled with ``0x`` or in upper case) and a
@@ -24,11 +24,11 @@ from payout_assets.cli.report import (
     summary_rows,
 )
 from payout_assets.cli.run import ensure_home, run_backfill
-from payout_assets.simulator import SimulatorConfig, Universe, run_simulator
 from payout_assets.validate.ids import normalize_condition_id, to_subgraph_id
 from payout_assets.validate.payouts import winning_index
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_standins.goldsky import SimulatorConfig, Universe, run_simulator
 
 SEED_CHUNK = 50_000
 DEMO_IDS = 20_000
@@ -58,7 +58,7 @@ def seed_store(
     The primary source covers ``primary_share`` of the resolved known ids, with the subgraph's
     own vectors (so the two sources agree), in the production column types.
     """
-    warehouse.create_source_tables(store)
+    tables.create_source_tables(store)
     now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     every = max(1, round(1 / primary_share)) if primary_share > 0 else 0
     trades: list[tuple[object, ...]] = []

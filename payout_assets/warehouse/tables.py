@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from payout_assets.write import schema
-from payout_assets.write.sql import load_sql, sql_dir
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse import schema
+from payout_assets.warehouse.sql import load_sql, sql_dir
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 STAGING_TABLE = "payout_backfill.goldsky_payouts"
 LEDGER_TABLE = "payout_backfill.id_ledger"

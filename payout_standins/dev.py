@@ -1,4 +1,4 @@
-"""``payout-backfill dev`` (what ``make dev`` runs): the Dagster UI and daemon on 127.0.0.1:3000.
+"""``python -m payout_standins dev`` (what ``make dev`` runs): the Dagster UI and daemon on 127.0.0.1:3000.
 
 With no GOLDSKY_ENDPOINT set (this machine cannot reach Goldsky), it also starts the local
 simulator with the demo's universe, and seeds the embedded store like the demo when it has no
@@ -21,11 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from payout_assets.cli.demo import DEMO_IDS, demo_simulator_config, seed_store
 from payout_assets.cli.run import ensure_home
 from payout_assets.config import PROJECT_ROOT, default_clickhouse_dsn
-from payout_assets.simulator import Universe
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_standins.demo import DEMO_IDS, demo_simulator_config, seed_store
+from payout_standins.goldsky import Universe
 
 BIN = Path(sys.executable).parent
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -73,7 +73,9 @@ def _start_simulator(started: list[subprocess.Popen[Any]]) -> str:
     config = demo_simulator_config()
     proc = subprocess.Popen(
         [
-            str(BIN / "payout-backfill"),
+            sys.executable,
+            "-m",
+            "payout_standins",
             "simulate",
             "--port",
             "0",

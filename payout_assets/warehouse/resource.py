@@ -6,7 +6,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import Field
 
-from payout_assets.write.store import ClickHouseStore
+from payout_assets.warehouse.store import ClickHouseStore
 
 
 class ClickHouseResource(dg.ConfigurableResource):

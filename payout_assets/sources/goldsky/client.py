@@ -49,7 +49,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from payout_assets.fetch.errors import (
+from payout_assets.redact import redact
+from payout_assets.sources.goldsky.errors import (
     BlockNotIndexedError,
     GoldskyError,
     PermanentGoldskyError,
@@ -57,7 +58,6 @@ from payout_assets.fetch.errors import (
     ResponseIntegrityError,
     TransientGoldskyError,
 )
-from payout_assets.redact import redact
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import MAX_UINT_DIGITS, RawCondition
 
@@ -127,7 +127,7 @@ class ClientSettings:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON for the fetch worker (``payout_assets.worker``). It holds the secrets:
+        """Plain JSON for the fetch worker (``payout_assets.sources.goldsky.worker``). It holds the secrets:
         ``worker.split_secrets`` sends those through the worker's environment, never the Pipes
         context file, which a killed run leaves in the temp dir."""
         return {**asdict(self), "dialect": self.dialect.value, "headers": dict(self.headers)}

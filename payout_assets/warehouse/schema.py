@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 
-from payout_assets.write.sql import load_sql
-from payout_assets.write.store import ClickHouseStore, StoreError
+from payout_assets.warehouse.sql import load_sql
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 # Raise with every change of the schema files; a store that records a higher version was
 # migrated by a newer release, and this code does not know its tables.

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from payout_assets.write.sql import load_sql
+from payout_assets.warehouse.sql import load_sql
 
 
 class IdSourceResource(dg.ConfigurableResource):

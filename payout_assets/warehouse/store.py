@@ -27,8 +27,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from filelock import FileLock, Timeout
 
 from payout_assets.redact import redact
-from payout_assets.write import heap
-from payout_assets.write.sql import statements
+from payout_assets.warehouse import heap
+from payout_assets.warehouse.sql import statements
 
 _RELEASE_MEMORY = statements("meta/release_memory.sql")[0]
 

@@ -4,7 +4,7 @@ Why a real server: the backfill's hardest behaviour lives in the transport (retr
 rate limits, pinned blocks, paging limits), so the demo, the tests and the benchmark
 need something that speaks HTTP and GraphQL the way Goldsky's graph-node does, without
 network access. Queries are parsed, validated and executed by graphql-core against the
-same SDL files the client validates with (``payout_assets/fetch/schemas``); resolvers
+same SDL files the client validates with (``payout_assets/sources/goldsky/schemas``); resolvers
 apply graph-node's rules (``first`` default 100 / max 1000, ``skip`` cap, default id
 order, ``where`` filters, time travel and its beyond-head error, ``_meta``), and errors
 use graph-node's wording and status codes (200 with ``errors``; 400 only for malformed
@@ -110,7 +110,9 @@ _log = logging.getLogger(__name__)
 Dialect = Literal["pnl", "legacy"]
 
 #: Where the SDL of both dialects lives (shared with the client).
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "fetch" / "schemas"
+SCHEMA_DIR = (
+    Path(__file__).resolve().parents[2] / "payout_assets" / "sources" / "goldsky" / "schemas"
+)
 #: Deployment id reported by ``_meta`` and in graph-node's block errors.
 DEPLOYMENT_ID = "QmSimulated"
 _PROJECT_ID = "project_simulated"
@@ -1361,7 +1363,7 @@ def run_simulator(config: SimulatorConfig | None = None, **overrides: Any) -> It
 def serve_forever(config: SimulatorConfig | None = None, *, out: TextIO | None = None) -> None:
     """Run a simulator until SIGTERM/SIGINT; prints exactly one line: the endpoint URL.
 
-    Used by ``payout-backfill simulate``; scripts read the URL from the first stdout
+    Used by ``python -m payout_standins simulate``; scripts read the URL from the first stdout
     line and control the simulator through ``/_admin/*``.
     """
     stop = threading.Event()

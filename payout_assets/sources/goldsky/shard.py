@@ -20,8 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from payout_assets.fetch.client import GoldskyClient
-from payout_assets.fetch.errors import GoldskyError
+from payout_assets.sources.goldsky.client import GoldskyClient
+from payout_assets.sources.goldsky.errors import GoldskyError
 from payout_assets.validate.ids import is_canonical
 from payout_assets.validate.payouts import (
     MAX_OUTCOMES,
@@ -31,9 +31,9 @@ from payout_assets.validate.payouts import (
     parse_payout,
 )
 from payout_assets.validate.schema import rule_failures
-from payout_assets.write import warehouse
-from payout_assets.write.store import ClickHouseStore
-from payout_assets.write.warehouse import Snapshot
+from payout_assets.warehouse import tables
+from payout_assets.warehouse.store import ClickHouseStore
+from payout_assets.warehouse.tables import Snapshot
 
 FLUSH_ROWS = 20_000  # rows per write: each opens the embedded engine under the shared file lock
 PENDING_WRITES = 2  # flushes queued behind the writer before fetching waits (bounds memory)
@@ -123,7 +123,7 @@ class _Stager:
         while (rows := self._writes.get()) is not None:
             if self._write_error is None:
                 try:
-                    warehouse.stage_rows(self.store, rows)
+                    tables.stage_rows(self.store, rows)
                 except BaseException as exc:
                     self._write_error = exc
 
@@ -135,7 +135,7 @@ class _Stager:
             raise self._write_error
 
     def add_batch(self, asked: Sequence[str], answer: Sequence[RawCondition]) -> None:
-        fetched_at = warehouse.now_utc()
+        fetched_at = tables.now_utc()
         by_id = {c.condition_id: c for c in answer}
         for cid in asked:
             raw = by_id.get(cid)
@@ -161,7 +161,7 @@ class _Stager:
     def flush(self) -> None:
         """Validate the pending payouts with the pandera model, then write everything staged."""
         if self.candidates:
-            fetched_at = warehouse.now_utc()
+            fetched_at = tables.now_utc()
             failures = rule_failures(
                 [
                     {
@@ -250,8 +250,8 @@ def run_shard(
     log = log or logging.getLogger(__name__)
     settings = client.settings
     with store.session():  # one engine open for the count and the whole id list (spooled)
-        progress = ShardProgress(shard, warehouse.shard_id_count(store, shard, snapshot.generation))
-        ids = warehouse.iter_shard_ids(
+        progress = ShardProgress(shard, tables.shard_id_count(store, shard, snapshot.generation))
+        ids = tables.iter_shard_ids(
             store, shard, snapshot.generation, settings.batch_size * settings.concurrency
         )
     stager = _Stager(store, shard, run_id, snapshot, progress)

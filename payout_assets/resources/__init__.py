@@ -1,1 +1,0 @@
-"""Dagster resources: configuration-bearing handles on ClickHouse and on the Goldsky endpoint."""

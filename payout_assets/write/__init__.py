@@ -1,2 +1,0 @@
-"""Where payouts are written: the ClickHouse store, the SQL files it runs, and the warehouse
-operations each asset performs."""
