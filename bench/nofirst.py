@@ -1,4 +1,5 @@
-"""Regression emulation, imported only by the forkserver of ``bench.regress``: drop ``first``.
+"""Regression emulation for ``bench.regress`` (its forkserver imports it; its fetch worker runs it
+as ``python -m bench.nofirst``): drop ``first``.
 
 Why it exists: the benchmark has to show that a client which stops sending ``first`` is caught.
 Without ``first`` graph-node answers at most 100 rows, so a client that still wants every row
@@ -16,7 +17,7 @@ from typing import Any
 
 from gql import gql
 
-from payout_assets.sources.goldsky import client as client_module
+from payout_assets.sources.goldsky import documents
 from payout_assets.sources.goldsky.client import ClientSettings, Dialect
 from payout_assets.sources.goldsky.resource import GoldskyResource
 
@@ -31,7 +32,7 @@ query PayoutsByIds($ids: [ID!]!, $block: Block_height) {
 }
 """
 
-_original_document = client_module._document
+_original_document = documents.document
 _original_settings = GoldskyResource.settings
 
 
@@ -46,5 +47,11 @@ def _settings(self: GoldskyResource) -> ClientSettings:
     return dataclasses.replace(_original_settings(self), batch_size=GRAPH_NODE_DEFAULT_FIRST)
 
 
-client_module._document = _document  # type: ignore[assignment]
+documents.document = _document  # type: ignore[assignment]
 GoldskyResource.settings = _settings  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    from payout_assets.sources.goldsky import worker
+
+    worker.main()

@@ -11,9 +11,9 @@ import dagster as dg
 import httpx
 import pytest
 
-import payout_assets.sources.goldsky.client as client_module
 from payout_assets.cli.verify import verify
 from payout_assets.defs import assets, checks
+from payout_assets.sources.goldsky import answers
 from payout_assets.sources.goldsky.shard import NON_CANONICAL_REASON, ShardProgress, _Stager
 from payout_assets.validate import payouts
 from payout_assets.validate.ids import MAX_LINE_BYTES, InvalidId, iter_id_lines
@@ -304,9 +304,9 @@ def test_an_answer_with_a_thousand_digit_number_is_read_and_its_row_refused() ->
     number = "7" * 5_000
     body = f'{{"data": {{"conditions": [{{"id": "0x{CID}", "payoutNumerators": [{number}, 0], '
     body += '"payoutDenominator": "1"}]}}'
-    data = client_module._classify(httpx.Response(200, text=body), [CID])
+    data = answers.classify(httpx.Response(200, text=body), [CID])
     (row,) = data["conditions"]
-    raw = client_module._raw_condition(CID, row, [CID])
+    raw = answers.raw_condition(CID, row, [CID])
     with pytest.raises(PayoutFormatError, match="has more than 78 digits"):
         parse_payout(raw)
 

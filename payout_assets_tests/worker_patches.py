@@ -1,9 +1,9 @@
 """Test patches for the fetch worker, applied in the worker process itself.
 
-The worker (``payout_assets.sources.goldsky.worker``) is a new process started by Dagster Pipes, so pytest's
-``monkeypatch`` in the test process cannot reach it. A test calls :func:`patch_worker`, which
-names this module in ``PAYOUT_WORKER_PRELOAD`` and puts the patches in an environment variable;
-the worker imports this module before it starts, and the import applies them.
+The worker (``payout_assets.sources.goldsky.worker``) is a new process started by Dagster Pipes,
+so pytest's ``monkeypatch`` in the test process cannot reach it. A test calls
+:func:`patch_worker`, which configures ``PAYOUT_FETCH_WORKER`` to run this module instead (it
+applies the patches, then runs the real worker) and puts the patches in an environment variable.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import pytest
 from gql import gql
 from graphql import validate
 
-from payout_assets.sources.goldsky import client as client_module
-from payout_assets.sources.goldsky.worker import PRELOAD_ENV
+from payout_assets.sources.goldsky import documents, worker
 
 PATCHES_ENV = "PAYOUT_TEST_WORKER_PATCHES"
+WORKER_ENV = "PAYOUT_FETCH_WORKER"
 
 
 def patch_worker(
@@ -53,18 +53,18 @@ def patch_worker(
         "die_after_staging": die_after_staging,
         "disk_at_death": str(disk_at_death) if disk_at_death else None,
     }
-    monkeypatch.setenv(PRELOAD_ENV, __name__)
+    monkeypatch.setenv(WORKER_ENV, __name__)
     monkeypatch.setenv(PATCHES_ENV, json.dumps(patches))
 
 
 def document_without_first() -> Any:
     """The pnl batch query exactly as shipped, minus ``first`` (what the original scripts sent)."""
-    text = (Path(client_module.__file__).parent / "queries" / "payouts_pnl.graphql").read_text()
+    text = (Path(documents.__file__).parent / "queries" / "payouts_pnl.graphql").read_text()
     for part in ("$first: Int!, ", "first: $first, "):
         assert part in text, f"payouts_pnl.graphql changed shape: {part!r} not found"
         text = text.replace(part, "")
     document = gql(text).document
-    assert not validate(client_module._schema(client_module.Dialect.PNL), document)
+    assert not validate(documents.schema(documents.Dialect.PNL), document)
     return document
 
 
@@ -106,13 +106,14 @@ def _apply(patches: dict[str, Any]) -> None:
 
         tables.stage_rows = stage_then_die  # type: ignore[assignment]
     if patches.get("no_first"):
-        original, no_first = client_module._document, document_without_first()
+        original, no_first = documents.document, document_without_first()
 
-        def patched(name: str, dialect: client_module.Dialect) -> Any:
+        def patched(name: str, dialect: documents.Dialect) -> Any:
             return no_first if name == "payouts_pnl" else original(name, dialect)
 
-        client_module._document = patched  # type: ignore[assignment]
+        documents.document = patched  # type: ignore[assignment]
 
 
-if PATCHES_ENV in os.environ:
-    _apply(json.loads(os.environ[PATCHES_ENV]))
+if __name__ == "__main__":
+    _apply(json.loads(os.environ.get(PATCHES_ENV, "{}")))
+    worker.main()

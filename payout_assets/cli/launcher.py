@@ -56,9 +56,7 @@ def warm_up() -> None:
 
     The loaded heap is then frozen out of the cyclic garbage collector: every collection in a
     fork would otherwise walk (and so write to) each of its objects, copying the forkserver's
-    pages into every run. Measured in two ``python -m bench.run`` backfills of 1,000,000 ids
-    with a per-session memory tracer: a shard's private heap 270-407 MB -> 233-312 MB, and its
-    CPU 20 s -> 14 s.
+    pages into every run.
     """
     for job in _JOBS.values():
         job()

@@ -10,7 +10,7 @@ from payout_assets.config import (
     default_clickhouse_dsn,
     env_or_default,
 )
-from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse.resource import ClickHouseResource
 
@@ -48,6 +48,7 @@ def resources() -> dg.Definitions:
                 max_attempts=int(_number("GOLDSKY_MAX_ATTEMPTS", 8)),
                 max_retry_s=_number("GOLDSKY_MAX_RETRY_S", 300.0),
                 backoff_initial_s=_number("GOLDSKY_BACKOFF_S", 0.5),
+                worker_module=os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
                 **secret_or_none,
             ),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),

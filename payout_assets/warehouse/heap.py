@@ -3,11 +3,8 @@
 The embedded engine has its own allocator (jemalloc, tuned in ``store.py``); this module covers
 the rest. A shard process fetches on a small thread pool while a writer thread stages rows, and
 glibc gives each thread that allocates its own arena. Memory freed in one arena is kept for reuse
-by that arena only, so a shard ended its fetch with ~13 MB free but held (``mallinfo2``, 170,448
-ids). One arena for the whole process and a trim after each engine session hand it back.
-Measured with ``python -m bench.run --ids 170448 --scale-ids 1000000 --fixed-ids 0
---skip-baseline --ingest-rows 0``, with the compression block settings of sql/ddl/pipeline.sql:
-a shard's peak heap 261-288 -> 250-285 MB at 170,448 ids and 308-344 -> 276-322 MB at 1,000,000.
+by that arena only, so a shard would end its fetch with free memory it still holds. One arena
+for the whole process and a trim after each engine session hand it back.
 
 Only glibc has these calls; elsewhere (macOS, musl) both functions do nothing.
 """
@@ -42,8 +39,7 @@ def one_arena() -> None:
 
 
 def trim() -> None:
-    """Return the heap's free pages to the OS (glibc ``malloc_trim``: 2.7 ms on a heap with
-    ~30 MB freed in holes, next to nothing when there is nothing to return)."""
+    """Return the heap's free pages to the OS (glibc ``malloc_trim``, a few milliseconds)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)

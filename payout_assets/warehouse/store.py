@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -32,50 +33,41 @@ from payout_assets.warehouse.sql import statements
 
 _RELEASE_MEMORY = statements("meta/release_memory.sql")[0]
 
-# The embedded engine allocates with its own jemalloc, which reads JE_MALLOC_CONF when chdb
-# loads (clickhouse-connect imports chdb on the first chdb:// connection, after this line).
-# chdb leaves a few idle threads behind on every engine open, each keeping a jemalloc thread
-# cache. Measured over 41 opens of a 170k-id store with the purge below: +99 MB of heap with
-# thread caches, +30 MB without; an open + query + close takes 86 ms instead of 60 ms.
-# A value set by the user wins.
-os.environ.setdefault("JE_MALLOC_CONF", "tcache:false")
-heap.one_arena()  # and the process's own heap (see heap.py), before its threads start
-
-# Session settings for the embedded engine only: its queries run inside the calling process (a
-# shard run), so every block it holds is that process's heap, and clickhouse-connect turns each
-# block into Python tuples. 8,192-row blocks instead of 65,536: one shard's check read at
-# 1,000,000 ids peaked +103 MB with the default, +82 MB with this. (max_threads=1 saved more
-# memory but serialised the checks of eight shards behind one core: the benchmark's tail went
-# from 11 s to 21 s.) A server keeps its defaults: its memory is not a shard's.
+# Session settings for the embedded engine only: its queries run inside the calling process, so
+# every block it holds is that process's heap, and clickhouse-connect turns each block into Python
+# tuples; smaller blocks bound that. A server keeps its defaults: its memory is not a shard's.
 EMBEDDED_SETTINGS: dict[str, int] = {"max_block_size": 8192}
 
-# Start-up options of the embedded engine (chdb), not query settings. Every engine open starts
-# the MergeTree background executors afresh, and chdb never stops the threads of the ones it
-# closes: each open leaves behind one idle thread per executor slot, ~200 KB of stack each, and
-# a shard opens the engine a dozen to twenty times. Moves (between disks of a storage policy)
-# and fetches (from replicas) cannot happen in an embedded store, so their executors get no
-# threads; merges and the cleanup of merged parts keep theirs. Measured with a probe making 20
-# staging inserts of 20,000 rows, one session each, on a copy of a 1,000,000-id store: 111-121
-# threads left -> 47-86, the heap +21-23 MB -> +17-18 MB.
+# Start-up options of the embedded engine (chdb), not query settings. Every engine open starts the
+# MergeTree background executors afresh and chdb never stops the threads of the ones it closes, so
+# executors that cannot do anything in an embedded store (moves between disks, fetches from
+# replicas) get no threads.
 EMBEDDED_ENGINE_OPTIONS: dict[str, int] = {
     "background_move_pool_size": 0,
     "background_fetches_pool_size": 0,
 }
-# What a store opened with ``merges=False`` adds: no merge threads at all. Background merges of
-# the tables every shard writes (the ledger, the ingest table) run in whichever process holds
-# the engine, and a merge of a 1,000,000-id ledger put 30-80 MB of heap, at random, into the
-# shard process that happened to hold it (shard RssAnon 276-359 MB across five 1M-id runs;
-# 260-291 MB across six with shards that do not merge). Shard runs therefore open the engine
-# without merges; the view step merges what they wrote (warehouse.merge_shard_writes, on an
-# engine without merges too, so no background merge holds the parts) and the snapshot run's
-# engine merges in the background as any other.
+# What a store opened with ``merges=False`` adds: no merge threads at all. Background merges run
+# in whichever process holds the engine, so a shard run would otherwise carry a merge of tables
+# every shard writes; the view step merges what the shards wrote instead (``merge_shard_writes``).
 NO_MERGES_OPTIONS: dict[str, int] = {"background_pool_size": 0}
+
+# chdb's jemalloc reads this when chdb loads, on the first chdb:// connection; idle engine threads
+# would otherwise each keep a thread cache. A value set by the user wins.
+EMBEDDED_JEMALLOC_CONF = "tcache:false"
 
 # Free space an embedded store's filesystem must have before DDL that writes a metadata file
 # (CREATE TABLE, CREATE OR REPLACE VIEW, ALTER ... MODIFY SETTING). The engine writes such a file
 # in place of the old one, and when the disk fills meanwhile it leaves it empty without an
 # error: the store then no longer opens. Inserts and partition drops fail cleanly instead.
 DDL_MIN_FREE_BYTES = 8 * 1024 * 1024
+
+
+@cache
+def _tune_for_embedded_engine() -> None:
+    """Allocator settings for a process that will run the embedded engine, applied once, before
+    the engine loads and before the process's worker threads start (see ``heap.py``)."""
+    os.environ.setdefault("JE_MALLOC_CONF", EMBEDDED_JEMALLOC_CONF)
+    heap.one_arena()
 
 
 class StoreError(RuntimeError):
@@ -111,6 +103,7 @@ class ClickHouseStore:
         self._local_lock = threading.RLock()
         self._file_lock: FileLock | None = None
         if self.embedded:
+            _tune_for_embedded_engine()
             path = Path(urlsplit(dsn).path)
             if not path.is_absolute():
                 raise StoreError(
@@ -251,7 +244,7 @@ class ClickHouseStore:
         the engine is released before this returns, and the chunks are read back from disk as
         the caller iterates. Python holds one chunk at a time whatever the result's size, and
         the number of engine sessions does not grow with it: each embedded engine open leaves
-        a few threads and ~2.4 MB behind inside chdb (measured), so paging with one session per
+        a few threads and some memory behind inside chdb, so paging with one session per
         chunk made a shard's memory grow with its ids.
         """
         (statement,) = statements(name)

@@ -338,9 +338,7 @@ def run_slices(store: ClickHouseStore, shard: int, run_id: str) -> list[dict[str
 
 def each_slice(store: ClickHouseStore, slices: Sequence[RunSlice]) -> Iterator[RunSlice]:
     """The slices in turn; between two, the embedded engine hands back the pages the last one
-    freed, so they do not pile up in the heap either (a purge costs well under a millisecond).
-    Measured on a shard of 125,203 ids: the ledger insert +68 MB of heap at once, +12 MB in
-    slices."""
+    freed, so they do not pile up in the heap either (a purge costs well under a millisecond)."""
     for index, run_slice in enumerate(slices):
         if index:
             store.release_memory()

@@ -28,7 +28,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-import payout_assets.sources.goldsky.client as client_module
+from payout_assets.sources.goldsky import documents
 from payout_assets.sources.goldsky.client import ClientSettings, Dialect, GoldskyClient
 from payout_assets.sources.goldsky.errors import (
     BlockNotIndexedError,
@@ -630,8 +630,8 @@ def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     assert counts["not_found"] > UNKNOWN  # lost rows masquerade as ids the subgraph lacks
 
     with pytest.raises(PermanentGoldskyError, match="without `first`"):
-        client_module._require_first(
-            "payouts_pnl", document_without_first(), client_module._schema(Dialect.PNL)
+        documents.require_first(
+            "payouts_pnl", document_without_first(), documents.schema(Dialect.PNL)
         )
 
 
@@ -640,8 +640,8 @@ def test_shipped_queries_pass_the_first_guard() -> None:
     not simply refusing everything)."""
     for dialect in Dialect:
         for name in ("payouts_pnl" if dialect is Dialect.PNL else "payouts_legacy", "meta"):
-            assert client_module._document(name, dialect) is not None
-        assert client_module._document("changed_since", dialect) is not None
+            assert documents.document(name, dialect) is not None
+        assert documents.document("changed_since", dialect) is not None
 
 
 def test_cancelled_client_stops_before_sending(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from payout_assets.sources.goldsky.worker import PRELOAD_ENV
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.client.support import (
@@ -44,7 +43,7 @@ from payout_assets_tests.client.support import (
     retry_delays,
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
-from payout_assets_tests.worker_patches import patch_worker, staging_log_entries
+from payout_assets_tests.worker_patches import WORKER_ENV, patch_worker, staging_log_entries
 from payout_standins.goldsky import (
     FaultKind,
     Simulator,
@@ -202,7 +201,7 @@ def test_a_fetch_worker_that_dies_fails_the_shard_and_keeps_nothing(
     assert {state for state, _ in states.values()} == {"failed"}
     assert all("the fetch worker failed" in reason for _, reason in states.values())
 
-    monkeypatch.delenv(PRELOAD_ENV)
+    monkeypatch.delenv(WORKER_ENV)
     rerun = fetch_and_ingest(snapshot_pipeline, "shard-00")
 
     assert rerun.success

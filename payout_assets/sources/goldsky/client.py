@@ -1,45 +1,27 @@
 """The Goldsky / graph-node client: exact, polite, and loud when it cannot do its job.
 
-* Queries are ``.graphql`` files parsed by gql and validated against the subgraph's schema when
-  the client is built, so a typo fails at start-up, not after an hour. Ids travel as GraphQL
-  variables and every batch query sets ``first`` to the batch size (≤ 1000).
+* Queries (``documents.py``) are validated against the subgraph's schema when the client is
+  built. Ids travel as GraphQL variables and every batch query sets ``first`` to the batch size
+  (≤ 1000).
 * Every request has a timeout. Transient failures are retried by tenacity with exponential
   backoff and full jitter, bounded in attempts and total time, honouring ``Retry-After``.
-* One request rate for every process on the host: pyrate-limiter's SQLite bucket with a file
-  lock, keyed by endpoint, so eight shard processes together stay under ``GOLDSKY_MAX_RPS``.
-* An answer is checked before it is trusted: only ids that were asked for, none twice, never
-  more rows than ``first``.
+* One request rate for every process on the host (``rate.py``).
+* An answer is checked before it is trusted (``answers.py``): only ids that were asked for, none
+  twice, never more rows than ``first``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import math
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
-from gql import GraphQLRequest, gql
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    GraphQLList,
-    GraphQLSchema,
-    OperationDefinitionNode,
-    build_schema,
-    get_nullable_type,
-    validate,
-)
-from pyrate_limiter import Limiter, Rate, SQLiteBucket
+from gql import GraphQLRequest
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -50,34 +32,18 @@ from tenacity import (
 )
 
 from payout_assets.redact import redact
+from payout_assets.sources.goldsky import documents
+from payout_assets.sources.goldsky.answers import classify, raw_condition
+from payout_assets.sources.goldsky.documents import MAX_FIRST, Dialect
 from payout_assets.sources.goldsky.errors import (
-    BlockNotIndexedError,
     GoldskyError,
     PermanentGoldskyError,
-    RateLimitedError,
     ResponseIntegrityError,
     TransientGoldskyError,
 )
+from payout_assets.sources.goldsky.rate import host_limiter
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
-from payout_assets.validate.payouts import MAX_UINT_DIGITS, RawCondition
-
-MAX_FIRST = 1000
-_HERE = Path(__file__).resolve().parent
-ALLOWANCE_TEXT = "surpassed your query allowance"
-_TRANSIENT_MESSAGES = (
-    "indexing_error",
-    "query timed out",
-    "service is overloaded",
-    "too many requests",
-    "database unavailable",
-)
-
-
-class Dialect(StrEnum):
-    """Which shape of ``Condition`` the endpoint serves."""
-
-    PNL = "pnl"  # pnl-subgraph: integer payoutNumerators / payoutDenominator
-    LEGACY = "legacy"  # old main subgraph / positions-subgraph: decimal payouts, timestamp
+from payout_assets.validate.payouts import RawCondition
 
 
 @dataclass(frozen=True)
@@ -137,138 +103,23 @@ class ClientSettings:
         return cls(**{**data, "dialect": Dialect(data["dialect"])})
 
 
-@cache
-def _schema(dialect: Dialect) -> GraphQLSchema:
-    return build_schema((_HERE / "schemas" / f"{dialect.value}.graphql").read_text())
-
-
-@cache
-def _document(name: str, dialect: Dialect) -> Any:
-    """A query document, parsed by gql and validated against the dialect's schema."""
-    document = gql((_HERE / "queries" / f"{name}.graphql").read_text()).document
-    errors = validate(_schema(dialect), document)
-    if errors:
-        raise PermanentGoldskyError(
-            f"query {name}.graphql does not fit the {dialect} schema: {errors[0].message}"
-        )
-    _require_first(name, document, _schema(dialect))
-    return document
-
-
-def _require_first(name: str, document: DocumentNode, schema: GraphQLSchema) -> None:
-    """Refuse a document whose collection fields do not set ``first``.
-
-    Why: graph-node silently caps a collection at 100 rows when ``first`` is omitted, which is
-    how the original scripts lost ~90% of the resolved ids without any error. The omission is
-    invisible in every answer, so it is caught here, when the client is built.
-    """
-    query_type = schema.query_type
-    for definition in document.definitions:
-        if not isinstance(definition, OperationDefinitionNode) or query_type is None:
-            continue
-        for selection in definition.selection_set.selections:
-            if not isinstance(selection, FieldNode):
-                continue
-            root_field = query_type.fields.get(selection.name.value)
-            if root_field is None or not isinstance(
-                get_nullable_type(root_field.type), GraphQLList
-            ):
-                continue
-            if not any(arg.name.value == "first" for arg in selection.arguments or ()):
-                raise PermanentGoldskyError(
-                    f"query {name}.graphql asks for the collection `{selection.name.value}` "
-                    "without `first`: graph-node would return at most 100 rows per request and "
-                    "silently drop the rest; pass `first: $first` set to the batch size"
-                )
-
-
-def _rate_limit_db(endpoint: str) -> str:
-    """One limiter file per endpoint and host, shared by every process of every backfill."""
-    digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
-    return str(Path(tempfile.gettempdir()) / f"payout-backfill-rate-{digest}.sqlite")
-
-
-RATE_HEADROOM = 0.95
-
-
-def _host_limiter(settings: ClientSettings) -> Limiter:
-    """``max_rps`` as a sliding window: at most N requests in any window of N / max_rps seconds
-    (10 per second for the default), less ``RATE_HEADROOM``: an admitted request still waits
-    for a thread, a socket and the CPU before it reaches the server (eight shard processes on
-    two cores: tens of milliseconds), and that jitter must not pack two windows' requests into
-    one of the server's. (Measured at 10 rps: without headroom the benchmark drew 11 429s in
-    188 requests; with 10%, 1 in 178 but 10% of the allowance unused, about 10 s of a
-    1,000,000-id backfill; with 5%, see the README's benchmark.) A window of one request per
-    1/max_rps would be stricter but loses more of the allowance to the same jitter at every
-    single request."""
-    limit = max(1, int(settings.max_rps))
-    window_ms = math.ceil(limit * 1000 / (settings.max_rps * RATE_HEADROOM))
-    bucket = SQLiteBucket.init_from_file(
-        [Rate(limit, window_ms)],
-        table=f"rate_{limit}_per_{window_ms}ms",
-        db_path=settings.rate_limit_db or _rate_limit_db(settings.endpoint),
-        use_file_lock=True,
-    )
-    return Limiter(bucket, buffer_ms=50)
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _permanent_hint(message: str, dialect: Dialect) -> str:
-    """The fix for a permanent graph-node error, for the dialect the client speaks.
-
-    Why dialect-aware: a legacy client on pnl-subgraph and a pnl client on an old schema fail
-    with the same "has no field" text but need opposite settings.
-    """
-    lowered = message.lower()
-    if (
-        "has no field" in lowered
-        or "unknown argument" in lowered
-        or "cannot query field" in lowered
-    ):
-        if dialect is Dialect.LEGACY:
-            return (
-                "the endpoint's schema lacks a field of the legacy dialect (GOLDSKY_DIALECT=legacy "
-                "asks for decimal `payouts` and `resolutionTimestamp`): for pnl-subgraph unset "
-                "GOLDSKY_DIALECT or set it to pnl, or point GOLDSKY_ENDPOINT at the legacy subgraph"
-            )
-        return (
-            "the endpoint's schema lacks a field of the pnl dialect: check GOLDSKY_ENDPOINT points "
-            "at pnl-subgraph, or set GOLDSKY_DIALECT=legacy for the old schema"
-        )
-    if "`first` argument" in lowered:
-        return (
-            "a batch asked for more rows than this endpoint allows per request (graph-node's cap "
-            "is 1000; this host may cap lower): set the Goldsky resource's batch_size to at most "
-            "the limit named in the message"
-        )
-    if "`skip` argument" in lowered:
-        return "page with an `id_gt` cursor instead of `skip`, which hosts cap"
-    return "check GOLDSKY_ENDPOINT and GOLDSKY_DIALECT"
-
-
 class GoldskyClient:
     """A thread-safe client for one endpoint; share it between a shard's fetch threads."""
 
     def __init__(self, settings: ClientSettings, log: logging.Logger | None = None) -> None:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
-        self._payouts_doc = _document(
+        self._payouts_doc = documents.document(
             "payouts_pnl" if settings.dialect is Dialect.PNL else "payouts_legacy", settings.dialect
         )
-        self._meta_doc = _document("meta", settings.dialect)
-        self._changed_doc = _document("changed_since", settings.dialect)
+        self._meta_doc = documents.document("meta", settings.dialect)
+        self._changed_doc = documents.document("changed_since", settings.dialect)
         self._http = httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
             headers=request_headers(settings.api_key, settings.headers),
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
         )
-        self._limiter = _host_limiter(settings)
+        self._limiter = host_limiter(settings)
         self._limiter_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._cancelled = threading.Event()
@@ -360,7 +211,7 @@ class GoldskyClient:
                         f"answer contains id {row.get('id')!r} twice", condition_ids=condition_ids
                     )
                 seen.add(cid)
-                out.append(_raw_condition(cid, row, condition_ids))
+                out.append(raw_condition(cid, row, condition_ids))
             return out
 
         return self._execute(self._payouts_doc, variables, parse=parse, condition_ids=condition_ids)
@@ -483,135 +334,12 @@ class GoldskyClient:
             raise TransientGoldskyError(
                 f"connection failed: {type(exc).__name__}: {exc}", None, condition_ids
             ) from None
-        return _classify(
+        return classify(
             response,
             condition_ids,
             self.settings.dialect,
             credentials=bool(self.settings.api_key or self._http.headers.get("authorization")),
         )
-
-
-def _raw_condition(
-    cid: str, row: Mapping[str, Any], condition_ids: Sequence[str] = ()
-) -> RawCondition:
-    """The row's values as strings, exactly as sent; their meaning is checked by the parser.
-
-    A list field that is not a list (or a scalar that is a list or an object) breaks the schema:
-    ``tuple("10")`` would silently read as ``("1", "0")``, so the answer is refused instead.
-    """
-
-    def strings(name: str) -> tuple[str, ...] | None:
-        value = row.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, list) or any(isinstance(v, list | dict) for v in value):
-            raise ResponseIntegrityError(
-                f"answer has `{name}` = {json.dumps(value)[:80]} for {cid}: expected a list of "
-                "scalars",
-                condition_ids=condition_ids,
-            )
-        return tuple(v if isinstance(v, str) else json.dumps(v) for v in value)
-
-    def string(name: str) -> str | None:
-        value = row.get(name)
-        if value is None:
-            return None
-        if isinstance(value, list | dict):
-            raise ResponseIntegrityError(
-                f"answer has `{name}` = {json.dumps(value)[:80]} for {cid}: expected a scalar",
-                condition_ids=condition_ids,
-            )
-        return value if isinstance(value, str) else json.dumps(value)
-
-    return RawCondition(
-        condition_id=cid,
-        payout_numerators=strings("payoutNumerators"),
-        payout_denominator=string("payoutDenominator"),
-        payouts=strings("payouts"),
-        resolution_timestamp=string("resolutionTimestamp"),
-    )
-
-
-def _json_int(literal: str) -> int | str:
-    """A JSON integer literal as an int, or kept as its text when it is longer than any integer
-    the subgraph has (Python refuses ``int()`` of more than 4,300 digits, and would fail the whole
-    answer): the payout parser then rejects that one row with the reason."""
-    return int(literal) if len(literal) <= MAX_UINT_DIGITS else literal
-
-
-def _classify(
-    response: httpx.Response,
-    condition_ids: Sequence[str],
-    dialect: Dialect = Dialect.PNL,
-    credentials: bool = False,
-) -> Mapping[str, Any]:
-    """The ``data`` of a good answer; otherwise the right error for what went wrong.
-
-    ``credentials`` says whether an authorization header was sent, so a 401/403 can say whether
-    the key is missing or wrong (never what it is).
-    """
-    status = response.status_code
-    text = response.text
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    if status == 429 or ALLOWANCE_TEXT in text:
-        raise RateLimitedError(
-            f"rate limited by the endpoint (HTTP {status})", retry_after, condition_ids
-        )
-    if status >= 500 or status == 408:
-        raise TransientGoldskyError(f"HTTP {status} from the endpoint", retry_after, condition_ids)
-    if status in (401, 403):
-        fix = (
-            "GOLDSKY_API_KEY (or the Authorization header in GOLDSKY_HEADERS) was sent and "
-            "refused: check it is the key for this endpoint"
-            if credentials
-            else "no API key was sent: set GOLDSKY_API_KEY for a private endpoint"
-        )
-        raise PermanentGoldskyError(
-            f"HTTP {status}: the endpoint refused the request as unauthorised; {fix}",
-            condition_ids,
-        )
-    if status >= 400:
-        fix = (
-            "check GOLDSKY_ENDPOINT is the subgraph's GraphQL URL (…/subgraphs/<name>/<version>/gn)"
-            if status in (404, 405)
-            else "the endpoint refused the request as malformed; check GOLDSKY_ENDPOINT and "
-            "GOLDSKY_DIALECT"
-        )
-        raise PermanentGoldskyError(
-            f"HTTP {status} from the endpoint: {text[:300]} — {fix}", condition_ids
-        )
-    try:
-        payload = json.loads(text, parse_int=_json_int)
-    except ValueError:
-        raise TransientGoldskyError(
-            f"answer is not JSON (HTTP {status}, {len(text)} bytes): {text[:80]!r}",
-            None,
-            condition_ids,
-        ) from None
-    if not isinstance(payload, dict):
-        raise TransientGoldskyError("answer is JSON but not an object", None, condition_ids)
-    errors = payload.get("errors")
-    if errors:
-        messages = "; ".join(
-            str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
-        )
-        lowered = messages.lower()
-        if "only indexed up to block number" in lowered:
-            raise BlockNotIndexedError(
-                f"{messages} (the backfill is pinned to a block this endpoint has not indexed; "
-                "if it never catches up, re-materialise missing_condition_ids to take a new snapshot)",
-                None,
-                condition_ids,
-            )
-        if any(m in lowered for m in _TRANSIENT_MESSAGES):
-            raise TransientGoldskyError(f"graph-node: {messages}", None, condition_ids)
-        raise PermanentGoldskyError(
-            f"graph-node: {messages} — {_permanent_hint(messages, dialect)}", condition_ids
-        )
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise TransientGoldskyError("answer has neither data nor errors", None, condition_ids)
-    return data
 
 
 __all__ = ["ClientSettings", "Dialect", "GoldskyClient", "GoldskyError", "SubgraphMeta"]

@@ -8,6 +8,8 @@ from pydantic import Field
 
 from payout_assets.sources.goldsky.client import MAX_FIRST, ClientSettings, Dialect, GoldskyClient
 
+WORKER_MODULE = "payout_assets.sources.goldsky.worker"
+
 
 class GoldskyResource(dg.ConfigurableResource):
     """A graph-node GraphQL endpoint serving Polymarket ``Condition`` entities."""
@@ -31,6 +33,14 @@ class GoldskyResource(dg.ConfigurableResource):
     api_key: str | None = Field(default=None, description="GOLDSKY_API_KEY, for private endpoints.")
     extra_headers: str | None = Field(
         default=None, description="GOLDSKY_HEADERS: a JSON object of extra HTTP headers."
+    )
+    worker_module: str = Field(
+        default=WORKER_MODULE,
+        description=(
+            "PAYOUT_FETCH_WORKER: the module goldsky_payouts runs (python -m) as a shard's fetch "
+            "worker through Dagster Pipes; tests and the benchmark name a wrapper of it that "
+            "injects faults."
+        ),
     )
 
     def settings(self) -> ClientSettings:

@@ -67,16 +67,6 @@ class ShardProgress:
             f"{self.batches} batches, {dict(self.outcomes)}, {rate:,.0f} ids/s"
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """What the fetch worker reports back to the Dagster step (plain JSON types)."""
-        return {
-            "done_ids": self.done_ids,
-            "batches": self.batches,
-            "outcomes": dict(self.outcomes),
-            "rejected_sample": [list(pair) for pair in self.rejected_sample],
-            "seconds": round(self.elapsed_s, 2),
-        }
-
 
 class ShardFailed(RuntimeError):
     """A batch failed after its retries; carries the batch's ids for the failure metadata."""

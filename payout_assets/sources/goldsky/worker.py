@@ -1,25 +1,22 @@
-"""``python -m payout_assets.sources.goldsky.worker``: one shard's fetch, validation and staging, run through
-Dagster Pipes in a process that never imports Dagster.
+"""``python -m payout_assets.sources.goldsky.worker``: one shard's fetch, validation and staging,
+run through Dagster Pipes in a process that never imports Dagster.
 
 Why a separate process: a shard run is a fork of a process that holds all of Dagster, its
-instance and the code location, 143 MB of heap before any work. The fetch is the longest and
-largest part of a shard (its batches, its flushes, the engine sessions that stage and publish
-them), and here it runs in a process that imports only what it needs: about 80 MB before the
-engine loads. Measured with ``python -m bench.run --ids 1000000 --scale-ids 0 --fixed-ids 0
---skip-baseline --ingest-rows 0``: a shard's largest process 260-291 MB of RssAnon in one
-process before; 226-249 MB (the run) and 184-208 MB (this worker) after. The Dagster step (``goldsky_payouts``) prepares the shard under its lock, starts
-this process with ``dg.PipesSubprocessClient``, streams its log lines into the run's log, and
-turns its report into the materialization, or into the failure it records in the ledger (also
-when this process dies without a report).
+instance and the code location. The fetch is the longest and largest part of a shard (its
+batches, its flushes, the engine sessions that stage and publish them), so it runs in a process
+that imports only what it needs. The Dagster step (``goldsky_payouts``) prepares the shard under
+its lock, starts this process with ``dg.PipesSubprocessClient`` and streams its log lines into the
+run's log.
 
-The report is one Pipes custom message: ``{"done": ...}`` with the shard's counts, or
-``{"failed": {"error": ..., "condition_ids": [...]}}`` with the batch that failed.
+The worker reports through Pipes: the shard's materialization (``report_asset_materialization``,
+which the step returns with ``get_materialize_result``), or, when a batch fails, one custom
+message ``{"error": ..., "condition_ids": [...]}`` naming the batch, which the step records in the
+ledger (as it records a worker that dies without a report).
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib
 import json
 import os
 import signal
@@ -31,15 +28,12 @@ from dagster_pipes import PipesContext, open_dagster_pipes
 from payout_assets.redact import redact
 from payout_assets.sources.goldsky.client import ClientSettings, GoldskyClient
 from payout_assets.sources.goldsky.shard import ShardFailed, ShardProgress, run_shard
+from payout_assets.validate.rules import counts_markdown, markdown_table
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
 
 _PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
-# Modules the worker imports before it starts, comma-separated: how the benchmark's regression
-# emulation (bench.nofirst) and the tests' injected faults reach a process that is started
-# afresh, where a patch applied in the run process cannot follow.
-PRELOAD_ENV = "PAYOUT_WORKER_PRELOAD"
 # The DSN and the endpoint settings that may hold a password, an API key or an authorization
 # header reach the worker in this environment variable, never in the Pipes extras: Dagster writes
 # the Pipes context to a file in the temp dir, and a run killed with SIGKILL leaves it there.
@@ -84,8 +78,8 @@ def _secret_values(secrets: dict[str, Any]) -> list[str]:
     return [str(v) for v in values if len(str(v)) >= 4]
 
 
-def fetch(pipes: PipesContext) -> dict[str, Any]:
-    """Fetch, validate, stage and publish the shard the Pipes context names."""
+def fetch(pipes: PipesContext) -> None:
+    """Fetch, validate, stage and publish the shard the Pipes context names, and report it."""
     shard = int(pipes.get_extra("shard"))
     run_id = pipes.run_id
     snapshot = Snapshot(**pipes.get_extra("snapshot"))
@@ -109,16 +103,40 @@ def fetch(pipes: PipesContext) -> dict[str, Any]:
     except BaseException as exc:  # a termination (SIGINT) is reported like any failure
         ids = exc.condition_ids if isinstance(exc, ShardFailed) else ()
         error = redact(str(exc), _secret_values(secrets)) or type(exc).__name__
-        return {"failed": {"error": error, "condition_ids": list(ids)}}
-    return {"done": {**progress.to_json(), "requests": requests, "retries": retries}}
+        pipes.report_custom_message({"error": error, "condition_ids": list(ids)})
+        return
+    pipes.report_asset_materialization(
+        metadata=shard_metadata(progress, requests, retries, snapshot.block_number)
+    )
+
+
+def shard_metadata(
+    progress: ShardProgress, requests: int, retries: int, block: int
+) -> dict[str, Any]:
+    """The shard's materialization metadata, in Pipes' raw form (markdown tables typed ``md``)."""
+    outcomes = progress.outcomes
+    sample = progress.rejected_sample or [("-", "-")]
+    return {
+        "dagster/partition_row_count": progress.done_ids,
+        "outcomes": {"raw_value": counts_markdown(outcomes, "outcome"), "type": "md"},
+        "resolved": outcomes.get("resolved", 0),
+        "rejected": outcomes.get("rejected", 0),
+        "requests": requests,
+        "retries": retries,
+        "batches": progress.batches,
+        "snapshot_block": block,
+        "seconds": round(progress.elapsed_s, 2),
+        "rejected_sample": {
+            "raw_value": markdown_table(["condition_id", "reason"], sample),
+            "type": "md",
+        },
+    }
 
 
 def main() -> None:
-    for module in filter(None, os.environ.get(PRELOAD_ENV, "").split(",")):
-        importlib.import_module(module.strip())
     with open_dagster_pipes() as pipes:
         die_with_parent(int(pipes.get_extra("parent_pid")))
-        pipes.report_custom_message(fetch(pipes))
+        fetch(pipes)
 
 
 if __name__ == "__main__":
