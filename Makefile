@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install demo test test-ui lint dev bench clean system-deps
+.PHONY: install demo test test-fast test-ui lint dev bench clean system-deps
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,9 @@ test: install
 	$(BIN)/ruff check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/ruff format --check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not e2e and not ui"
 
 lint: install
 	$(BIN)/ruff check --fix payout_assets payout_standins payout_assets_tests bench

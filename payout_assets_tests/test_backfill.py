@@ -12,6 +12,8 @@ from payout_assets_tests.worker_patches import patch_worker
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator
 
+pytestmark = pytest.mark.integration
+
 
 def _expected(sim: Simulator, ids: list[str], block: int) -> dict[str, tuple[list[int], int]]:
     """What the subgraph says each resolved id's payout is, as of the pinned block."""

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.utils import make_new_run_id
 from dagster._daemon.backfill import execute_backfill_iteration
@@ -16,6 +17,8 @@ from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.defs.partitions import shard_key
 from payout_assets_tests.backfills_ui import backfills, statuses_by_asset, ui_graphql
 from payout_assets_tests.cli_helpers import project_env
+
+pytestmark = pytest.mark.e2e
 
 SHARDS = 4
 

@@ -32,6 +32,8 @@ from payout_assets_tests.conftest import settled_stats, write_ids
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
+pytestmark = pytest.mark.e2e
+
 SHARDS = 4
 
 

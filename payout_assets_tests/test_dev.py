@@ -10,9 +10,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from payout_assets_tests.cli_helpers import kill_group, project_env, standins, start
 from payout_assets_tests.dagster_ui import free_port, wait_for
+
+pytestmark = pytest.mark.e2e
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.defs import assets
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_standins.goldsky import Simulator
+
+pytestmark = pytest.mark.integration
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:

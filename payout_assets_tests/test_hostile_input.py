@@ -32,6 +32,8 @@ from payout_assets.warehouse.tables import Snapshot
 from payout_assets_tests.conftest import INGEST_COLUMNS, Pipeline, check_results, write_ids
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
+pytestmark = pytest.mark.integration
+
 
 def _ids(sim: Simulator, n: int) -> list[str]:
     return [sim.universe.condition_id(i).removeprefix("0x") for i in range(n)]

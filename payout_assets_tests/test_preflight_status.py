@@ -33,6 +33,8 @@ from payout_assets_tests.cli_helpers import cli, kill_group, project_env, run, s
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import FaultKind, FaultRule, Simulator, SimulatorConfig, run_simulator
 
+pytestmark = pytest.mark.e2e
+
 PASSWORD = "pw-" + uuid.uuid4().hex[:10]
 API_KEY = "key-" + uuid.uuid4().hex[:10]
 HEADER_VALUE = "hdr-" + uuid.uuid4().hex[:10]

@@ -12,8 +12,12 @@ import select
 import subprocess
 import sys
 
+import pytest
+
 from payout_assets.cli.progress import Progress, progress_dict, render_lines
 from payout_assets.cli.status import LastRun, ShardStatus, StatusReport
+
+pytestmark = pytest.mark.e2e
 
 KEYS = ["shard-00", "shard-01", "shard-02"]
 

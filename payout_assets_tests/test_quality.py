@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 
@@ -25,6 +26,8 @@ from payout_assets_tests.conftest import (
     write_ids,
 )
 from payout_standins.goldsky import Simulator
+
+pytestmark = pytest.mark.integration
 
 
 def _ids(sim: Simulator, n: int) -> list[str]:

@@ -15,6 +15,8 @@ from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_ds
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_standins.goldsky import Simulator
 
+pytestmark = pytest.mark.integration
+
 PASSWORD = "pw-Zq81-never-logged"
 
 

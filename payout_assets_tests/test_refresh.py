@@ -19,6 +19,8 @@ from payout_assets_tests.conftest import Pipeline
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
+pytestmark = pytest.mark.integration
+
 
 def _ids(store: ClickHouseStore, generation: str, states: tuple[str, ...]) -> set[str]:
     return {

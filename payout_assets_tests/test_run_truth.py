@@ -18,6 +18,8 @@ from payout_assets_tests.conftest import Pipeline
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import SimulatorConfig, run_simulator
 
+pytestmark = pytest.mark.e2e
+
 
 def _pin_behind_dagsters_back(store: ClickHouseStore, endpoint: str) -> str:
     """A snapshot pinned in the store whose materialisation no instance the CLI reads records:

@@ -4,6 +4,7 @@ through the real schedule and sensors against a real instance, with an increment
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from payout_assets.definitions import defs as project_defs
 from payout_assets.defs import schedules
@@ -12,6 +13,8 @@ from payout_assets.warehouse import tables
 from payout_assets_tests.conftest import ALL_ASSETS, ALL_CHECKS, Pipeline
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator
+
+pytestmark = pytest.mark.integration
 
 
 def _definitions(pipeline: Pipeline) -> dg.Definitions:

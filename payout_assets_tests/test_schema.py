@@ -23,6 +23,8 @@ from payout_assets_tests.conftest import Pipeline
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator
 
+pytestmark = pytest.mark.integration
+
 SMALL_DISK_MB = 64
 OLD_RELEASE_FILES = (
     "ddl/pipeline.sql",

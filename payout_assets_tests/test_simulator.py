@@ -37,6 +37,8 @@ from payout_standins.goldsky import (
     run_simulator,
 )
 
+pytestmark = pytest.mark.integration
+
 PNL_FIELDS = "id payoutNumerators payoutDenominator"
 LEGACY_FIELDS = "id payoutNumerators payoutDenominator payouts resolutionTimestamp outcomeSlotCount"
 BY_IDS = "query ByIds($ids: [ID!]!, $first: Int) { conditions(first: $first, where: {id_in: $ids}) { %s } }"

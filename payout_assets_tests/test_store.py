@@ -16,6 +16,8 @@ from filelock import FileLock, Timeout
 from payout_assets.warehouse import heap, tables
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
+pytestmark = pytest.mark.integration
+
 GENERATION = "spool-test"
 
 

@@ -14,6 +14,9 @@ import sys
 import time
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
 
 _PARENT = """
 import subprocess, sys, time

@@ -59,6 +59,8 @@ from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_assets_tests.worker_patches import document_without_first, patch_worker
 from payout_standins.goldsky import FaultKind, Simulator, run_simulator
 
+pytestmark = pytest.mark.integration
+
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.1, "max_rps": 500.0, "timeout_s": 5.0}
 UINT256_MAX = 2**256 - 1
 UINT64_MAX = 2**64 - 1

@@ -49,6 +49,8 @@ from payout_standins.goldsky import (
     Simulator,
 )
 
+pytestmark = pytest.mark.integration
+
 API_KEY = "sk-live-never-on-disk-4242"
 HEADER_SECRET = "hdr-secret-never-on-disk-7373"
 

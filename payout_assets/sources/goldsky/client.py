@@ -106,7 +106,14 @@ class ClientSettings:
 class GoldskyClient:
     """A thread-safe client for one endpoint; share it between a shard's fetch threads."""
 
-    def __init__(self, settings: ClientSettings, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        log: logging.Logger | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``transport`` is httpx's seam: None sends over the network; the unit tests pass an
+        ``httpx.MockTransport`` to play the endpoint's answers."""
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
         self._payouts_doc = documents.document(
@@ -118,6 +125,7 @@ class GoldskyClient:
             timeout=httpx.Timeout(settings.timeout_s),
             headers=request_headers(settings.api_key, settings.headers),
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
+            transport=transport,
         )
         self._limiter = host_limiter(settings)
         self._limiter_lock = threading.Lock()
