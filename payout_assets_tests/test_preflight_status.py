@@ -18,10 +18,13 @@ import dagster as dg
 import httpx
 import pytest
 
-from payout_assets import preflight as pf
 from payout_assets.cli.checkpoint import ShardCheckpoint
 from payout_assets.cli.status import collect_status, render, shard_state
 from payout_assets.defs.preflight import preflight as preflight_job
+from payout_assets.preflight import goldsky as pf_goldsky
+from payout_assets.preflight import ids as pf_ids
+from payout_assets.preflight import result as pf
+from payout_assets.preflight import run as pf_run
 from payout_assets.sources.goldsky.client import ClientSettings, Dialect, SubgraphMeta
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
@@ -85,8 +88,10 @@ def _settings(endpoint: str, dialect: Dialect = Dialect.PNL, **extra: Any) -> Cl
     return ClientSettings(endpoint=endpoint, dialect=dialect, max_rps=200.0, **extra)
 
 
-def _inputs(store: ClickHouseStore, settings: ClientSettings, **extra: Any) -> pf.PreflightInputs:
-    return pf.PreflightInputs(
+def _inputs(
+    store: ClickHouseStore, settings: ClientSettings, **extra: Any
+) -> pf_run.PreflightInputs:
+    return pf_run.PreflightInputs(
         store=store,
         settings=settings,
         ids_file=extra.pop("ids_file", None),
@@ -173,7 +178,7 @@ def test_wrong_source_columns_and_a_missing_universe_table_name_their_fix(
             "CREATE TABLE default.market_resolutions_final (condition_id_norm String, "
             "payout_numerators String, payout_denominator UInt8) ENGINE = MergeTree ORDER BY tuple()"
         )
-    results = {r.name: r for r in pf.run_preflight(_inputs(store, _settings(pnl_sim.url)))}
+    results = {r.name: r for r in pf_run.run_preflight(_inputs(store, _settings(pnl_sim.url)))}
     table = results["source table default.market_resolutions_final"]
     assert table.status is pf.Status.FAIL
     assert "`payout_numerators` is String" in table.detail
@@ -187,7 +192,7 @@ def test_wrong_source_columns_and_a_missing_universe_table_name_their_fix(
 
 
 def test_legacy_client_against_pnl_subgraph(pnl_sim: Simulator) -> None:
-    result = pf.check_subgraph_schema(_settings(pnl_sim.url, Dialect.LEGACY))
+    result = pf_goldsky.check_subgraph_schema(_settings(pnl_sim.url, Dialect.LEGACY))
     assert result.status is pf.Status.FAIL
     assert "GOLDSKY_DIALECT=pnl" in result.fix and "payouts" in result.detail
 
@@ -196,13 +201,13 @@ def test_ids_file_counts_and_a_missing_file(tmp_path: Path) -> None:
     good = "ab" * 32
     path = tmp_path / "ids.txt"
     path.write_text(f"{good}\n0x{good.upper()}\n\nnot-an-id\n{'cd' * 32}\n", encoding="utf-8")
-    result = pf.check_ids_file(str(path))
+    result = pf_ids.check_ids_file(str(path))
     assert result.status is pf.Status.WARN
     assert "4 ids, 2 distinct valid, 1 invalid" in result.detail
-    assert pf.check_ids_file(str(tmp_path / "absent.txt")).status is pf.Status.FAIL
+    assert pf_ids.check_ids_file(str(tmp_path / "absent.txt")).status is pf.Status.FAIL
     empty = tmp_path / "empty.txt"
     empty.write_text("nothing\n", encoding="utf-8")
-    assert pf.check_ids_file(str(empty)).status is pf.Status.FAIL
+    assert pf_ids.check_ids_file(str(empty)).status is pf.Status.FAIL
 
 
 def _graph_node(fields: list[str]) -> httpx.MockTransport:
@@ -235,18 +240,20 @@ def test_schema_check_by_introspection() -> None:
     ]
     pnl_fields = ["id", "positionIds", "payoutNumerators", "payoutDenominator"]
     url = "http://127.0.0.1:9/gn"
-    wrong = pf.check_subgraph_schema(_settings(url), transport=_graph_node(legacy_fields))
+    wrong = pf_goldsky.check_subgraph_schema(_settings(url), transport=_graph_node(legacy_fields))
     assert wrong.status is pf.Status.FAIL and "set GOLDSKY_DIALECT=legacy" in wrong.fix
     assert "by introspection" in wrong.detail
-    right = pf.check_subgraph_schema(_settings(url), transport=_graph_node(pnl_fields))
+    right = pf_goldsky.check_subgraph_schema(_settings(url), transport=_graph_node(pnl_fields))
     assert right.status is pf.Status.PASS and "by introspection" in right.detail
-    legacy = pf.check_subgraph_schema(
+    legacy = pf_goldsky.check_subgraph_schema(
         _settings(url, Dialect.LEGACY), transport=_graph_node(pnl_fields)
     )
     assert (
         legacy.status is pf.Status.FAIL and "missing: payouts, resolutionTimestamp" in legacy.detail
     )
-    neither = pf.check_subgraph_schema(_settings(url), transport=_graph_node(["id", "name"]))
+    neither = pf_goldsky.check_subgraph_schema(
+        _settings(url), transport=_graph_node(["id", "name"])
+    )
     assert (
         neither.status is pf.Status.FAIL
         and "lacks payoutNumerators, payoutDenominator" in neither.detail
@@ -255,15 +262,15 @@ def test_schema_check_by_introspection() -> None:
 
 def test_indexing_errors_warn_and_a_snapshot_beyond_the_head_fails(pnl_sim: Simulator) -> None:
     pnl_sim.faults.add_rule(FaultRule(kind=FaultKind.META_INDEXING_ERRORS))
-    result, meta = pf.check_subgraph_meta(_settings(pnl_sim.url))
+    result, meta = pf_goldsky.check_subgraph_meta(_settings(pnl_sim.url))
     assert result.status is pf.Status.WARN and "hasIndexingErrors: true" in result.detail
     assert meta is not None
     ahead = tables.Snapshot("g", meta.block_number + 10, "0x", meta.deployment, False, 8)
-    assert pf.check_snapshot_against_head(ahead, meta).status is pf.Status.FAIL
+    assert pf_goldsky.check_snapshot_against_head(ahead, meta).status is pf.Status.FAIL
     other = SubgraphMeta(meta.block_number, "0x", None, "QmOther", False)
     behind = tables.Snapshot("g", meta.block_number - 10, "0x", meta.deployment, False, 8)
-    assert pf.check_snapshot_against_head(behind, other).status is pf.Status.WARN
-    assert pf.check_snapshot_against_head(behind, meta).status is pf.Status.PASS
+    assert pf_goldsky.check_snapshot_against_head(behind, other).status is pf.Status.WARN
+    assert pf_goldsky.check_snapshot_against_head(behind, meta).status is pf.Status.PASS
 
 
 def test_scrub_removes_every_secret() -> None:

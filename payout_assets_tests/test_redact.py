@@ -9,7 +9,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from payout_assets.defs import assets
-from payout_assets.preflight import CheckResult, scrub
+from payout_assets.preflight.result import CheckResult, scrub
 from payout_assets.redact import redact
 from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 from payout_assets_tests.conftest import Pipeline, write_ids

@@ -17,18 +17,16 @@ from collections.abc import Sequence
 import dagster as dg
 
 from payout_assets.config import default_clickhouse_dsn
-from payout_assets.preflight import (
+from payout_assets.preflight.result import (
     CheckResult,
-    PreflightInputs,
     Status,
     dsn_secrets,
     failed,
-    inputs_from_resources,
     ok,
-    run_preflight,
     scrub,
     summary,
 )
+from payout_assets.preflight.run import PreflightInputs, inputs_from_resources, run_preflight
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn

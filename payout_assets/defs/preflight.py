@@ -8,13 +8,8 @@ log line, the whole report is a markdown table in the op's metadata, and any FAI
 import dagster as dg
 
 from payout_assets.defs.metadata import md_table
-from payout_assets.preflight import (
-    CheckResult,
-    Status,
-    inputs_from_resources,
-    run_preflight,
-    summary,
-)
+from payout_assets.preflight.result import CheckResult, Status, summary
+from payout_assets.preflight.run import inputs_from_resources, run_preflight
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse.resource import ClickHouseResource
