@@ -32,6 +32,12 @@ def default_clickhouse_dsn() -> str:
     return f"chdb://{dagster_home() / 'clickhouse'}"
 
 
+def clickhouse_dsn() -> str:
+    """CLICKHOUSE_DSN, or the embedded store in the Dagster home when it is unset or empty: the
+    one fallback every command and the definitions use."""
+    return os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
+
+
 def shard_count() -> int:
     """Number of worker shards (static partitions); read at load time because it names them."""
     raw = os.environ.get("PAYOUT_SHARDS", str(DEFAULT_SHARDS))

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from payout_assets.config import DEFAULT_GOLDSKY_ENDPOINT, DEFAULT_SHARDS
+from payout_assets.config import DEFAULT_GOLDSKY_ENDPOINT, DEFAULT_SHARDS, clickhouse_dsn
 from payout_assets.redact import redact
 
 # Bounds of the reachability probes: long enough for a slow TLS handshake, short enough that a
@@ -126,12 +126,6 @@ def load_problems() -> list[str]:
         _cron_problem(),
     ]
     return [p for p in problems if p]
-
-
-def clickhouse_dsn() -> str:
-    from payout_assets.config import default_clickhouse_dsn
-
-    return _env("CLICKHOUSE_DSN") or default_clickhouse_dsn()
 
 
 def store_problems() -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from payout_assets.config import PROJECT_ROOT
+from payout_standins.procs import stop_group
 
 BIN = Path(sys.executable).parent
 
@@ -36,13 +36,6 @@ def project_env(home: Path, endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-
-
 def start(args: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     return subprocess.Popen(
@@ -61,7 +54,7 @@ def run(args: Sequence[str], env: Mapping[str, str], log: Path, timeout: float =
     try:
         return proc.wait(timeout=timeout)
     finally:
-        kill_group(proc)
+        stop_group(proc, signal.SIGKILL)
 
 
 def cli(*args: str) -> list[str]:

@@ -1,34 +1,30 @@
 """Helpers for driving the real Dagster UI stack from a test: ``dagster dev`` as a process
-group, its GraphQL API (the same mutations the UI's buttons send), and headless Chromium.
+group and its GraphQL API (the same mutations the UI's buttons send); Chromium is in chromium.py.
 
 Everything here bounds its waits and stops what it starts. ``dagster dev`` spawns a webserver,
 a daemon and a code server, and the daemon's runs are more processes again; they take seconds
-to exit on SIGTERM, so :func:`stop_process_group` signals the whole group (``dagster dev`` is
+to exit on SIGTERM, so :func:`payout_standins.procs.stop_group` signals the whole group (``dagster dev`` is
 started in its own session) and escalates to SIGKILL.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psutil
+
+from payout_standins.procs import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FROM_UI_TAG = {"key": "dagster/from_ui", "value": "true"}  # what the UI adds to every launch
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 # BulkActionStatus values after which an asset backfill launches nothing more.
@@ -73,29 +69,6 @@ def wait_for(probe: Callable[[], T | None], *, timeout_s: float, interval_s: flo
     raise UiTestError(
         f"timed out after {timeout_s:.0f}s waiting for {what} (last error: {last_error})"
     )
-
-
-def stop_process_group(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> None:
-    """Stop ``proc`` (started with ``start_new_session=True``) and everything it spawned.
-
-    SIGTERM to the group first (so dagster can mark its runs), SIGKILL to the group after
-    ``grace_s``, then SIGKILL to any descendant that left the group (none is expected)."""
-    try:
-        descendants = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # the group may outlive its leader
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    for child in descendants:
-        with suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(descendants, timeout=10)
 
 
 # -- dagster dev ------------------------------------------------------------------------------
@@ -145,7 +118,7 @@ class DagsterDev:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_process_group(self.proc)
+            stop_group(self.proc)
             self.proc = None
 
     def __enter__(self) -> DagsterDev:
@@ -323,115 +296,6 @@ class DagsterDev:
         if checks["__typename"] != "AssetChecks":
             raise UiTestError(f"no checks for {asset_path}: {checks}")
         return {c["name"]: c["executionForLatestMaterialization"] for c in checks["checks"]}
-
-
-# -- headless Chromium ------------------------------------------------------------------------
-
-
-def chromium_path() -> str | None:
-    """Debian's ``chromium`` (scripts/install-system-deps.sh installs it)."""
-    return shutil.which("chromium")
-
-
-def _chromium_argv(
-    profile_dir: Path, virtual_time_budget_ms: int, window: tuple[int, int]
-) -> list[str]:
-    """Headless Chromium kept off every network but loopback, and quiet in CI.
-
-    ``--virtual-time-budget`` lets the single-page app fetch its GraphQL data and render before
-    the capture (virtual time waits for pending requests, so a slow CI machine does not capture
-    a loading screen)."""
-    binary = chromium_path()
-    if binary is None:
-        raise UiTestError("chromium is not installed (run scripts/install-system-deps.sh)")
-    return [
-        binary,
-        "--headless",
-        "--no-sandbox",  # root in CI; the page is our own loopback server
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile_dir}",
-        f"--window-size={window[0]},{window[1]}",
-        f"--virtual-time-budget={virtual_time_budget_ms}",
-    ]
-
-
-def _run_chromium(argv: list[str], url: str, timeout_s: float) -> tuple[int, bytes, bytes]:
-    """Run one headless Chromium command in its own process group and reap every helper
-    process (zygote, renderer, GPU) it started, whatever happens."""
-    proc = subprocess.Popen(
-        [*argv, url],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        stop_process_group(proc, grace_s=2.0)
-        raise UiTestError(f"chromium did not finish with {url} in {timeout_s:.0f}s") from None
-    finally:
-        if proc.poll() is None:
-            stop_process_group(proc, grace_s=2.0)
-        else:
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    return proc.returncode, out, err
-
-
-def screenshot(
-    url: str,
-    out: Path,
-    profile_dir: Path,
-    *,
-    virtual_time_budget_ms: int = 15_000,
-    window: tuple[int, int] = (1400, 1000),
-    timeout_s: float = 120.0,
-) -> Path:
-    """Save a PNG of ``url`` as headless Chromium renders it in a ``window``-sized viewport."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    argv = [*_chromium_argv(profile_dir, virtual_time_budget_ms, window), f"--screenshot={out}"]
-    code, _, err = _run_chromium(argv, url, timeout_s)
-    if code != 0 or not out.exists():
-        text = err.decode("utf-8", errors="replace")[-3000:]
-        raise UiTestError(f"chromium exited {code} without a screenshot of {url}:\n{text}")
-    return out
-
-
-def rendered_dom(
-    url: str,
-    profile_dir: Path,
-    *,
-    virtual_time_budget_ms: int = 15_000,
-    window: tuple[int, int] = (1400, 1000),
-    timeout_s: float = 120.0,
-) -> str:
-    """The page's DOM after the same rendering as :func:`screenshot`: what a test can assert
-    on to know a screenshot shows data and not a loading state."""
-    argv = [*_chromium_argv(profile_dir, virtual_time_budget_ms, window), "--dump-dom"]
-    code, out, err = _run_chromium(argv, url, timeout_s)
-    if code != 0:
-        text = err.decode("utf-8", errors="replace")[-3000:]
-        raise UiTestError(f"chromium exited {code} dumping the DOM of {url}:\n{text}")
-    return out.decode("utf-8", errors="replace")
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk; raises if the file is not a PNG."""
-    head = path.read_bytes()[:24]
-    if not head.startswith(PNG_MAGIC) or head[12:16] != b"IHDR":
-        raise UiTestError(f"{path} is not a PNG")
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 # -- the GraphQL documents (field names as in dagster_graphql's schema) -----------------------

@@ -4,6 +4,7 @@ Dagster CLIs, and definition validation. Every process runs in its own group and
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,6 @@ from payout_assets_tests.cli_helpers import (
     cli,
     dagster,
     dg_cli,
-    kill_group,
     materialize,
     project_env,
     run,
@@ -31,6 +31,7 @@ from payout_assets_tests.cli_helpers import (
 from payout_assets_tests.conftest import settled_stats, write_ids
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
+from payout_standins.procs import stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +86,7 @@ def _kill_once_served(proc: subprocess.Popen[bytes], sim: Simulator, ids: int, l
             assert proc.poll() is None, log.read_text()[-3000:]
             time.sleep(0.02)
     finally:
-        kill_group(proc)
+        stop_group(proc, signal.SIGKILL)
     settled_stats(sim, quiet_s=1.0, timeout_s=30.0)
 
 
@@ -302,9 +303,9 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
         assert f"pid {first.pid}" in refusal
         assert first.wait(timeout=300) == 0, (tmp_path / "a.log").read_text()[-3000:]
     finally:
-        kill_group(first)
+        stop_group(first, signal.SIGKILL)
         if second is not None:
-            kill_group(second)
+            stop_group(second, signal.SIGKILL)
 
     stats = settled_stats(sim)
     assert stats["ids_served_repeated"] == 0, stats
@@ -397,9 +398,9 @@ def test_bad_settings_stop_every_command_with_one_line_each(tmp_path: Path) -> N
                 assert lines[0].startswith(f"payout-backfill {command}: {name}"), lines
                 assert "Traceback" not in lines[0] and "hunter2" not in lines[0]
         finally:
-            kill_group(loading)
+            stop_group(loading, signal.SIGKILL)
             for *_, proc in procs:
-                kill_group(proc)
+                stop_group(proc, signal.SIGKILL)
         assert sim.traffic.stats()["ids_served"] == 0
 
 

@@ -12,8 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from payout_assets_tests.cli_helpers import kill_group, project_env, standins, start
+from payout_assets_tests.cli_helpers import project_env, standins, start
 from payout_assets_tests.dagster_ui import free_port, wait_for
+from payout_standins.procs import stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +64,7 @@ def test_dev_stops_dagster_and_the_simulator_on_sigterm(tmp_path: Path) -> None:
         _, alive = psutil.wait_procs(list(seen.values()), timeout=15)
         assert not alive, f"left running: {_names(alive)}"
     finally:
-        kill_group(proc)
+        stop_group(proc, signal.SIGKILL)
         for child in seen.values():  # psutil checks each is still the process it saw
             with contextlib.suppress(psutil.Error):
                 child.kill()

@@ -32,9 +32,10 @@ from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.sql import load_sql
 from payout_assets.warehouse.store import ClickHouseStore
-from payout_assets_tests.cli_helpers import cli, kill_group, project_env, run, start
+from payout_assets_tests.cli_helpers import cli, project_env, run, start
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import FaultKind, FaultRule, Simulator, SimulatorConfig, run_simulator
+from payout_standins.procs import stop_group
 
 pytestmark = pytest.mark.e2e
 
@@ -133,7 +134,7 @@ def test_preflight_cli_passes_on_the_demo_and_fails_clearly_on_broken_setups(
         codes = {name: proc.wait(timeout=120) for name, proc in procs.items()}
     finally:
         for proc in procs.values():
-            kill_group(proc)
+            stop_group(proc, signal.SIGKILL)
     out = {name: logs[name].read_text() for name in cases}
 
     assert codes["ok"] == 0, out["ok"]
@@ -441,7 +442,7 @@ def test_status_before_during_and_after_a_run(tmp_path: Path) -> None:
                     break
             assert proc.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()[-3000:]
         finally:
-            kill_group(proc)
+            stop_group(proc, signal.SIGKILL)
         assert any(s["state"] in {"running", "done"} for r in seen for s in r["shards"]), seen
         for report in seen:
             if any(s["state"] == "running" for s in report["shards"]):
@@ -458,7 +459,7 @@ def test_status_before_during_and_after_a_run(tmp_path: Path) -> None:
             os.killpg(watcher.pid, signal.SIGINT)
             assert watcher.wait(timeout=30) == 0, watch_log.read_text()
         finally:
-            kill_group(watcher)
+            stop_group(watcher, signal.SIGKILL)
     assert _json_lines(watch_log) >= 2
     after = json.loads(
         [line for line in watch_log.read_text().splitlines() if line.startswith("{")][-1]

@@ -22,14 +22,8 @@ from payout_assets.defs.partitions import shard_key
 from payout_assets.validate.ids import normalize_condition_id
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
-from payout_assets_tests.dagster_ui import (
-    REPO_ROOT,
-    DagsterDev,
-    chromium_path,
-    png_size,
-    rendered_dom,
-    screenshot,
-)
+from payout_assets_tests.chromium import chromium_path, png_size, rendered_dom, screenshot
+from payout_assets_tests.dagster_ui import REPO_ROOT, DagsterDev
 from payout_standins.demo import demo_ids, seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 

@@ -15,21 +15,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from payout_assets.cli.run import ensure_home
-from payout_assets.config import PROJECT_ROOT, default_clickhouse_dsn
+from payout_assets.config import PROJECT_ROOT, clickhouse_dsn
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_standins.demo import DEMO_IDS, demo_simulator_config, seed_store
 from payout_standins.goldsky import Universe
+from payout_standins.procs import stop_group
 
 BIN = Path(sys.executable).parent
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-GRACE_S = 10.0
 
 
 class Stop(Exception):
@@ -38,35 +36,6 @@ class Stop(Exception):
 
 def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop_group(proc: subprocess.Popen[Any], grace_s: float = GRACE_S) -> None:
-    """SIGTERM to ``proc``'s whole process group (dagster dev passes it on to its webserver,
-    daemon, code servers and runs), up to ``grace_s`` for every member to exit, then SIGKILL to
-    whatever is left of the group, whether or not its leader has exited."""
-    pgid = proc.pid
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        proc.poll()  # reap the leader, so only live members keep the group
-        if not _group_alive(pgid):
-            return
-        time.sleep(0.1)
-    with suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    with suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
 
 
 def _start_simulator(started: list[subprocess.Popen[Any]]) -> str:
@@ -126,7 +95,7 @@ def _serve(home: Path, port: int, started: list[subprocess.Popen[Any]]) -> int:
         url = _start_simulator(started)
         os.environ["GOLDSKY_ENDPOINT"] = url
         print(f"GOLDSKY_ENDPOINT unset: serving the local simulator at {url}")
-        store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
+        store = ClickHouseStore(clickhouse_dsn())
         if store.embedded and not store.table_exists("default.trades_raw"):
             config = demo_simulator_config()
             print(f"seeding the demo's {DEMO_IDS:,} ids into {store.display_dsn}")

@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from payout_assets.config import dagster_home, default_clickhouse_dsn
+from payout_assets.config import clickhouse_dsn, dagster_home
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
-
     from payout_assets.cli.progress import Progress
     from payout_assets.cli.report import (
         ledger_counts,
@@ -27,7 +25,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = run_backfill(
         fresh=args.fresh, max_parallel=args.parallel, say=progress.say, progress=progress
     )
-    store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
+    store = ClickHouseStore(clickhouse_dsn())
     try:
         _, counts = ledger_counts(store)
     except StoreError as exc:  # e.g. the first snapshot failed before it made any table
@@ -154,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 def _refusal(command: str) -> str | None:
     """Why the command must not start: its settings (``payout_assets.settings_check``), and for
     ``run`` another run holding the store (``payout_assets.cli.run_lock``). None to go ahead."""
-    from payout_assets.settings_check import clickhouse_dsn, command_problems
+    from payout_assets.settings_check import command_problems
 
     if problems := command_problems(command):
         return f"\npayout-backfill {command}: ".join(problems)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from payout_assets.config import default_clickhouse_dsn
+from payout_assets.config import clickhouse_dsn
 from payout_assets.preflight.result import (
     CheckResult,
     Status,
@@ -51,7 +51,7 @@ def load_inputs() -> PreflightInputs:
         with dg.build_resources(loaded.resources) as built:
             return inputs_from_resources(built.clickhouse, built.goldsky, built.id_source)
     except (ValueError, TypeError, dg.DagsterError) as exc:
-        dsn = os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
+        dsn = clickhouse_dsn()
         problem = failed(
             "config: environment",
             str(exc),

@@ -24,7 +24,8 @@ from typing import Any, Literal, TextIO
 
 import dagster as dg
 
-from payout_assets.cli.status import StatusReport, collect_status, configured_dsn
+from payout_assets.cli.status import StatusReport, collect_status
+from payout_assets.config import clickhouse_dsn
 from payout_assets.warehouse.store import ClickHouseStore
 
 Mode = Literal["tty", "plain", "json"]
@@ -182,7 +183,7 @@ class Progress:
             yield
             return
         # No background merges in this process's short sessions (as in the shards' own).
-        store = ClickHouseStore(configured_dsn(), lock_timeout_s=LOCK_TIMEOUT_S, merges=False)
+        store = ClickHouseStore(clickhouse_dsn(), lock_timeout_s=LOCK_TIMEOUT_S, merges=False)
         stop = threading.Event()
 
         def loop() -> None:

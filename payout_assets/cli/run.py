@@ -24,7 +24,7 @@ from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
-from payout_assets.config import PROJECT_ROOT, dagster_home, default_clickhouse_dsn, shard_count
+from payout_assets.config import PROJECT_ROOT, clickhouse_dsn, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
@@ -107,7 +107,7 @@ def ensure_home() -> Path:
 def _store_generation() -> str | None:
     """The generation the store's shards fetch: its newest pinned snapshot (None if it has none
     or cannot be read; either way there is nothing to resume)."""
-    store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
+    store = ClickHouseStore(clickhouse_dsn())
     try:
         snapshot = tables.current_snapshot(store)
     except StoreError:

@@ -24,7 +24,7 @@ import dagster as dg
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
-from payout_assets.config import dagster_home, default_clickhouse_dsn, shard_count
+from payout_assets.config import clickhouse_dsn, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
 from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 
@@ -219,7 +219,7 @@ def collect_status(
 ) -> StatusReport:
     report = StatusReport(
         dagster_home=str(dagster_home()),
-        store=store.display_dsn if store is not None else redact_dsn(configured_dsn()),
+        store=store.display_dsn if store is not None else redact_dsn(clickhouse_dsn()),
         shards=[],
     )
     runs: dict[str, LastRun] = {}
@@ -399,14 +399,10 @@ def open_instance() -> dg.DagsterInstance | None:
     return dg.DagsterInstance.get()
 
 
-def configured_dsn() -> str:
-    return os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
-
-
 def open_store() -> ClickHouseStore | None:
     """The configured store; None for an embedded one that does not exist yet (constructing a
     store creates its directory, and looking must not create anything)."""
-    dsn = configured_dsn()
+    dsn = clickhouse_dsn()
     if urlsplit(dsn).scheme == "chdb" and not Path(urlsplit(dsn).path).exists():
         return None
     return ClickHouseStore(dsn, lock_timeout_s=LOCK_TIMEOUT_S)

@@ -7,9 +7,7 @@ current snapshot's ledger. Exit code 1 on any FAIL.
 
 from __future__ import annotations
 
-import os
-
-from payout_assets.config import default_clickhouse_dsn
+from payout_assets.config import clickhouse_dsn
 from payout_assets.validate import rules
 from payout_assets.validate.rules import RuleResult
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
@@ -34,7 +32,7 @@ def verify(store: ClickHouseStore) -> list[RuleResult]:
 
 
 def run_verify() -> int:
-    store = ClickHouseStore(os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn())
+    store = ClickHouseStore(clickhouse_dsn())
     print(f"verify: {store.display_dsn}")
     try:
         if not store.table_exists(INGEST_TABLE):

@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 
 from payout_assets.defs import assets
+from payout_assets.sources.goldsky.client import ClientSettings, GoldskyClient
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, settled_stats, write_ids
@@ -206,3 +207,40 @@ def assert_traffic_was_clean(sim: Simulator, ids: Sequence[str], block: int) -> 
     assert stats["collection_queries_without_first"] == 0
     assert {r.block for r in payout_requests(sim)} == {block}
     return stats
+
+
+FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.1, "max_rps": 500.0, "timeout_s": 5.0}
+
+
+def fresh_pipeline(
+    store: ClickHouseStore,
+    sim: Simulator,
+    instance: dg.DagsterInstance,
+    ids: list[str],
+    tmp_path: Path,
+    overrides: dict[str, Any] | None = None,
+) -> Pipeline:
+    """A pipeline that will take its own snapshot of ``sim`` (for tests about the snapshot)."""
+    return Pipeline(
+        store=store,
+        endpoint=sim.url,
+        instance=instance,
+        ids_file=write_ids(tmp_path / "ids.txt", ids),
+        goldsky_overrides=overrides,
+    )
+
+
+def client_for(sim: Simulator, tmp_path: Path, **settings: Any) -> GoldskyClient:
+    """A client with fast backoff and its own limiter file (client-level tests only)."""
+    return GoldskyClient(
+        ClientSettings(
+            endpoint=sim.url,
+            rate_limit_db=str(tmp_path / "rate.sqlite"),
+            **{**FAST, **settings},
+        )
+    )
+
+
+def sub_ids(sim: Simulator, n: int) -> list[str]:
+    """The first ``n`` universe ids, canonical (no ``0x``)."""
+    return [sim.universe.condition_id(i).removeprefix("0x") for i in range(n)]
