@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from payout_assets.settings_check import raise_on_load_problems
+from payout_assets.settings import raise_on_load_problems
 
 
 @dg.definitions

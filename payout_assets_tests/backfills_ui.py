@@ -14,7 +14,7 @@ import dagster as dg
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-from payout_assets.config import PROJECT_ROOT
+from payout_assets.settings import PROJECT_ROOT
 
 # The fields the Backfills table and a backfill's page read (status, partitions, per-asset
 # partition counts, runs).

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from payout_assets.config import PROJECT_ROOT
+from payout_assets.settings import PROJECT_ROOT
 from payout_standins.procs import stop_group
 
 BIN = Path(sys.executable).parent

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from payout_assets.settings_check import command_problems
+from payout_assets.settings import command_problems
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

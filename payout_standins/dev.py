@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from payout_assets.cli.run import ensure_home
-from payout_assets.config import PROJECT_ROOT, clickhouse_dsn
+from payout_assets.settings import PROJECT_ROOT, clickhouse_dsn
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_standins.demo import DEMO_IDS, demo_simulator_config, seed_store
 from payout_standins.goldsky import Universe

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from payout_assets.config import clickhouse_dsn, dagster_home
+from payout_assets.settings import clickhouse_dsn, dagster_home
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _refusal(command: str) -> str | None:
-    """Why the command must not start: its settings (``payout_assets.settings_check``), and for
+    """Why the command must not start: its settings (``payout_assets.settings``), and for
     ``run`` another run holding the store (``payout_assets.cli.run_lock``). None to go ahead."""
-    from payout_assets.settings_check import command_problems
+    from payout_assets.settings import command_problems
 
     if problems := command_problems(command):
         return f"\npayout-backfill {command}: ".join(problems)

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from payout_assets.config import clickhouse_dsn
 from payout_assets.preflight.result import (
     CheckResult,
     Status,
@@ -27,6 +26,7 @@ from payout_assets.preflight.result import (
     summary,
 )
 from payout_assets.preflight.run import PreflightInputs, inputs_from_resources, run_preflight
+from payout_assets.settings import clickhouse_dsn
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn

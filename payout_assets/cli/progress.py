@@ -25,7 +25,7 @@ from typing import Any, Literal, TextIO
 import dagster as dg
 
 from payout_assets.cli.status import StatusReport, collect_status
-from payout_assets.config import clickhouse_dsn
+from payout_assets.settings import clickhouse_dsn
 from payout_assets.warehouse.store import ClickHouseStore
 
 Mode = Literal["tty", "plain", "json"]

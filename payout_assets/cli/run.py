@@ -24,8 +24,8 @@ from payout_assets.cli import launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
-from payout_assets.config import PROJECT_ROOT, clickhouse_dsn, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
+from payout_assets.settings import PROJECT_ROOT, clickhouse_dsn, dagster_home, shard_count
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 

@@ -24,8 +24,8 @@ import dagster as dg
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
-from payout_assets.config import clickhouse_dsn, dagster_home, shard_count
 from payout_assets.defs.partitions import shard_key
+from payout_assets.settings import clickhouse_dsn, dagster_home, shard_count
 from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
 
 PARTITION_TAG = "dagster/partition"

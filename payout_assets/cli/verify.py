@@ -7,7 +7,7 @@ current snapshot's ledger. Exit code 1 on any FAIL.
 
 from __future__ import annotations
 
-from payout_assets.config import clickhouse_dsn
+from payout_assets.settings import clickhouse_dsn
 from payout_assets.validate import rules
 from payout_assets.validate.rules import RuleResult
 from payout_assets.warehouse.store import ClickHouseStore, StoreError

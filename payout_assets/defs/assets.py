@@ -22,9 +22,9 @@ from payout_assets.backfill.shards import (
     record_shard_failure,
 )
 from payout_assets.backfill.snapshot import take_snapshot
-from payout_assets.config import shard_count
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.settings import incremental_enabled, shard_count
 from payout_assets.sources.goldsky import worker
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
@@ -62,7 +62,7 @@ def missing_condition_ids(
             shards=shard_count(),
             ids_file=id_source.file(),
             universe_sql=id_source.universe_sql(),
-            incremental=os.environ.get("PAYOUT_INCREMENTAL", "1") != "0",
+            incremental=incremental_enabled(),
             log=context.log,
         )
     counts, meta, incremental = report.counts, report.meta, report.incremental

@@ -7,7 +7,6 @@ check does not un-checkpoint a partition in Dagster 1.13, so bad rows never get 
 checks are what people see, with the offending condition ids as markdown samples.
 """
 
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -20,15 +19,12 @@ from payout_assets.defs.assets import (
     vw_resolutions_truth,
 )
 from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.settings import max_rejected_share
 from payout_assets.validate import rules
 from payout_assets.validate.rules import Markdown, RuleResult
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore
-
-
-def max_rejected_share() -> float:
-    return float(os.environ.get("PAYOUT_MAX_REJECTED_SHARE", "0.01"))
 
 
 def _metadata_value(value: object) -> object:

@@ -6,7 +6,7 @@ while the others stay materialised.
 
 import dagster as dg
 
-from payout_assets.config import shard_count
+from payout_assets.settings import shard_count
 
 
 def shard_key(shard: int) -> str:

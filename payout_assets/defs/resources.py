@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from payout_assets.config import (
+from payout_assets.settings import (
     DEFAULT_GOLDSKY_ENDPOINT,
     DEFAULT_MAX_RPS,
     default_clickhouse_dsn,

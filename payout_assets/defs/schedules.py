@@ -7,12 +7,11 @@ second sensor refreshes the truth view. Only runs started by this chain (tagged
 never doubled. All three start RUNNING, stated here rather than by a click in the UI.
 """
 
-import os
-
 import dagster as dg
 
 from payout_assets.defs.jobs import backfill_shard, publish_truth_view, refresh_missing_ids
 from payout_assets.defs.partitions import shard_partitions
+from payout_assets.settings import refresh_cron
 
 TRIGGER_TAG = "payout-backfill/trigger"
 SNAPSHOT_TAG = "payout-backfill/snapshot-run"
@@ -23,7 +22,7 @@ INGEST_KEY = dg.AssetKey("resolutions_external_ingest")
 
 @dg.schedule(
     job=refresh_missing_ids,
-    cron_schedule=os.environ.get("PAYOUT_REFRESH_CRON", "0 * * * *"),
+    cron_schedule=refresh_cron(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
     tags=SCHEDULED,
     description="Hourly (PAYOUT_REFRESH_CRON): a new snapshot of the ids still missing a payout.",

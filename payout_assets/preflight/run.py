@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from payout_assets.config import shard_count
 from payout_assets.preflight.goldsky import (
     check_snapshot_against_head,
     check_subgraph_meta,
@@ -27,6 +26,7 @@ from payout_assets.preflight.warehouse import (
     check_source_table,
     check_universe,
 )
+from payout_assets.settings import shard_count
 from payout_assets.sources.goldsky.client import (
     ClientSettings,
 )

@@ -1,6 +1,11 @@
-"""Every setting a command needs, checked before the command starts anything.
+"""Every setting, read from the environment in one module, and checked before anything starts.
 
-Why up front and in one place: a bad value otherwise surfaces deep inside whatever reads it
+Everything a user can change is an environment variable (see the README's table). Values that
+Dagster needs while it *loads* the code location (the shard count fixes the partition keys) are
+read here; values a run needs are passed to resources through ``dg.EnvVar`` so the UI shows the
+variable's name rather than its (possibly secret) value.
+
+Why check up front and in one place: a bad value otherwise surfaces deep inside whatever reads it
 first (a traceback while Dagster loads the partitions, a failed snapshot run whose reason sits
 in a log file, a shard that starts and then cannot reach the endpoint). Here each problem is one
 line naming the variable, what is wrong with it, and the fix; the CLI prints them and exits
@@ -20,9 +25,67 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
+import dagster as dg
 
-from payout_assets.config import DEFAULT_GOLDSKY_ENDPOINT, DEFAULT_SHARDS, clickhouse_dsn
 from payout_assets.redact import redact
+
+DEFAULT_GOLDSKY_ENDPOINT = (
+    "https://api.goldsky.com/api/public/project_cl6mb8i9h0003e201j6li0diw"
+    "/subgraphs/pnl-subgraph/0.0.14/gn"
+)
+DEFAULT_SHARDS = 8
+DEFAULT_MAX_RPS = 10.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def dagster_home() -> Path:
+    """The Dagster instance directory; the embedded ClickHouse store lives inside it by default."""
+    home = os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT / "dagster_home")
+    return Path(home).resolve()
+
+
+def default_clickhouse_dsn() -> str:
+    return f"chdb://{dagster_home() / 'clickhouse'}"
+
+
+def clickhouse_dsn() -> str:
+    """CLICKHOUSE_DSN, or the embedded store in the Dagster home when it is unset or empty: the
+    one fallback every command and the definitions use."""
+    return os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
+
+
+def shard_count() -> int:
+    """Number of worker shards (static partitions); read at load time because it names them."""
+    raw = os.environ.get("PAYOUT_SHARDS", str(DEFAULT_SHARDS))
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"PAYOUT_SHARDS must be a whole number, got {raw!r}") from None
+    if not 1 <= count <= 256:
+        raise ValueError(f"PAYOUT_SHARDS must be between 1 and 256, got {count}")
+    return count
+
+
+def incremental_enabled() -> bool:
+    """PAYOUT_INCREMENTAL: 0 re-asks every missing id, 1 (default) skips ids unchanged since."""
+    return os.environ.get("PAYOUT_INCREMENTAL", "1") != "0"
+
+
+def refresh_cron() -> str:
+    """PAYOUT_REFRESH_CRON: when the schedule takes a new snapshot (hourly by default)."""
+    return os.environ.get("PAYOUT_REFRESH_CRON") or "0 * * * *"
+
+
+def max_rejected_share() -> float:
+    """PAYOUT_MAX_REJECTED_SHARE: the share of rejected rows the checks tolerate (1%)."""
+    return float(os.environ.get("PAYOUT_MAX_REJECTED_SHARE") or "0.01")
+
+
+def env_or_default(name: str, default: str) -> str | dg.EnvVar:
+    """An ``EnvVar`` when the variable is set (the UI then shows its name, never its value),
+    otherwise the documented default, so the project runs with no configuration at all."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
 
 # Bounds of the reachability probes: long enough for a slow TLS handshake, short enough that a
 # mistyped host is reported in seconds rather than after a shard's retry budget.
