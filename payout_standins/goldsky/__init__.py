@@ -5,6 +5,16 @@ queries with graph-node's rules, over a deterministic synthetic universe, with f
 injection and a traffic log. Used by the demo, the tests and the benchmark.
 """
 
+from .conditions import (
+    GENESIS_TIMESTAMP,
+    SECONDS_PER_BLOCK,
+    ConditionState,
+    Override,
+    block_hash,
+    block_number_from_hash,
+    block_timestamp,
+    decimal_payouts,
+)
 from .faults import (
     ALLOWANCE_MESSAGE,
     INDEXING_ERROR_MESSAGE,
@@ -15,8 +25,6 @@ from .faults import (
     FaultRule,
     RateLimiter,
     RequestInfo,
-    RequestRecord,
-    TrafficLog,
 )
 from .server import (
     DEPLOYMENT_ID,
@@ -28,16 +36,9 @@ from .server import (
     run_simulator,
     serve_forever,
 )
+from .traffic import RequestRecord, TrafficLog
 from .universe import (
-    GENESIS_TIMESTAMP,
-    SECONDS_PER_BLOCK,
-    ConditionState,
-    Override,
     Universe,
-    block_hash,
-    block_number_from_hash,
-    block_timestamp,
-    decimal_payouts,
 )
 
 __all__ = [

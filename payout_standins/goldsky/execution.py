@@ -21,20 +21,22 @@ from graphql import (
 )
 from graphql.execution.collect_fields import collect_sub_fields
 
+from .conditions import (
+    LEGACY_FIELDS,
+    PNL_FIELDS,
+    ConditionState,
+    FieldGetter,
+    block_hash,
+    block_number_from_hash,
+    block_timestamp,
+)
 from .config import (
     _SUBGRAPHS,
     DEPLOYMENT_ID,
     SCHEMA_DIR,
 )
 from .universe import (
-    LEGACY_FIELDS,
-    PNL_FIELDS,
-    ConditionState,
-    FieldGetter,
     Universe,
-    block_hash,
-    block_number_from_hash,
-    block_timestamp,
 )
 
 

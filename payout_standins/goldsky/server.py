@@ -79,7 +79,6 @@ from .faults import (
     FaultRule,
     RateLimiter,
     RequestInfo,
-    TrafficLog,
 )
 from .http import (
     _Answer,
@@ -98,6 +97,7 @@ from .parsing import (
     _prepare,
     _Prepared,
 )
+from .traffic import TrafficLog
 from .universe import (
     Universe,
 )
