@@ -1,4 +1,4 @@
-"""Process-group hygiene and a memory sampler for the backfill's process tree.
+"""A memory sampler for the backfill's process tree (stopping it: payout_standins.procs).
 
 Why sample ``/proc`` instead of asking the processes: the shard runs are forks of a forkserver
 that the CLI starts, live a few seconds each and must not be instrumented (the benchmark measures
@@ -12,8 +12,6 @@ forkserver's heap, which it shares copy-on-write).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,47 +19,12 @@ from typing import Any
 
 import psutil
 
-STOP_GRACE_S = 10.0
 _FORKSERVER = "multiprocessing.forkserver"
 # A process first seen between its fork and its exec still shows its parent's command line (the
 # forkserver, seen that early, looked like "other", and so did every run it forked). An exec
 # follows its fork within milliseconds, so "other" is decided again for this long only.
 _EXEC_GRACE_S = 1.0
 PRIVATE_EVERY_S = 1.0
-
-
-def stop_group(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
-    """Signal ``proc``'s whole process group (it was started with ``start_new_session``), wait
-    a bounded time, then SIGKILL the group: nothing the benchmark started outlives it."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = proc.pid
-    for current in (sig, signal.SIGKILL):
-        try:
-            os.killpg(pgid, current)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            continue
-        # the leader is gone; give the rest of the group one grace period, then kill it
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and _group_alive(pgid):
-            time.sleep(0.1)
-        if not _group_alive(pgid):
-            break
-    if proc.returncode is None:
-        proc.wait(timeout=STOP_GRACE_S)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _status_kb(pid: int) -> dict[str, int]:

@@ -31,3 +31,17 @@ def test_the_product_never_imports_the_stand_ins() -> None:
     }
     assert {k: v for k, v in offenders.items() if v} == {}
     assert len(offenders) > 30  # the scan saw the package
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_longer_than_a_reader_can_hold() -> None:
+    """Every Python module of the repository (product, stand-ins, tests, benchmark) stays at or
+    under MAX_MODULE_LINES: a longer one is two modules that have not been named yet."""
+    root = PRODUCT.parent
+    rooms = ["payout_assets", "payout_standins", "payout_assets_tests", "bench"]
+    modules = [path for room in rooms for path in sorted((root / room).rglob("*.py"))]
+    lengths = {str(path.relative_to(root)): len(path.read_text().splitlines()) for path in modules}
+    assert {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES} == {}
+    assert len(lengths) > 80  # the scan saw the repository
