@@ -26,10 +26,11 @@ from payout_assets.preflight.result import (
     summary,
 )
 from payout_assets.preflight.run import PreflightInputs, inputs_from_resources, run_preflight
+from payout_assets.redact import redact
 from payout_assets.settings import clickhouse_dsn
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse.resource import ClickHouseResource
-from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 
 def quiet_drivers() -> None:
@@ -108,7 +109,7 @@ def run_preflight_cli() -> int:
     started = time.monotonic()
     inputs = load_inputs()
     dsn = inputs.store.display_dsn if inputs.store is not None else "(not configured)"
-    endpoint = redact_dsn(inputs.settings.endpoint) if inputs.settings is not None else "?"
+    endpoint = redact(inputs.settings.endpoint) if inputs.settings is not None else "?"
     dialect = inputs.settings.dialect.value if inputs.settings is not None else "?"
     header = scrub(
         [

@@ -25,8 +25,9 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
 from payout_assets.defs.partitions import shard_key
+from payout_assets.redact import redact
 from payout_assets.settings import clickhouse_dsn, dagster_home, shard_count
-from payout_assets.warehouse.store import ClickHouseStore, StoreError, redact_dsn
+from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 PARTITION_TAG = "dagster/partition"
 LOCK_TIMEOUT_S = 60.0
@@ -219,7 +220,7 @@ def collect_status(
 ) -> StatusReport:
     report = StatusReport(
         dagster_home=str(dagster_home()),
-        store=store.display_dsn if store is not None else redact_dsn(clickhouse_dsn()),
+        store=store.display_dsn if store is not None else redact(clickhouse_dsn()),
         shards=[],
     )
     runs: dict[str, LastRun] = {}

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from payout_assets.preflight.result import CheckResult, failed, passed, warned
+from payout_assets.redact import redact
 from payout_assets.sources.goldsky.client import (
     ClientSettings,
     Dialect,
@@ -27,7 +28,6 @@ from payout_assets.sources.goldsky.errors import (
     RateLimitedError,
 )
 from payout_assets.warehouse import tables
-from payout_assets.warehouse.store import redact_dsn
 
 QUERIES_DIR = Path(__file__).resolve().parents[1] / "sources" / "goldsky" / "queries"
 
@@ -55,7 +55,7 @@ _quiet.propagate = False  # the client's retry warnings would print outside the 
 
 
 def _endpoint(settings: ClientSettings) -> str:
-    return redact_dsn(settings.endpoint)
+    return redact(settings.endpoint)
 
 
 def preflight_settings(settings: ClientSettings) -> ClientSettings:

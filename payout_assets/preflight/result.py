@@ -53,7 +53,7 @@ def dsn_secrets(dsn: str) -> list[str]:
     """The parts of a DSN that must never be printed (its password)."""
     try:
         password = urlsplit(dsn).password
-    except ValueError:  # an unparseable DSN: redact_dsn-style masking in scrub() still applies
+    except ValueError:  # an unparseable DSN: redact()'s URL masking in scrub() still applies
         return []
     return [password] if password else []
 

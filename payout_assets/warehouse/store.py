@@ -74,12 +74,6 @@ class StoreError(RuntimeError):
     """A ClickHouse problem, with any password already removed from the message."""
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN (or any URL) with its password replaced by ``***``, whatever its scheme (safe
-    for logs, metadata and errors)."""
-    return redact(dsn)
-
-
 def _secrets_of(dsn: str) -> list[str]:
     parts = urlsplit(dsn)
     return [s for s in (parts.password,) if s]
@@ -94,7 +88,7 @@ class ClickHouseStore:
         scheme = urlsplit(dsn).scheme
         if scheme not in {"chdb", "http", "https"}:
             raise StoreError(
-                f"CLICKHOUSE_DSN must start with chdb://, http:// or https://, got {redact_dsn(dsn)!r}"
+                f"CLICKHOUSE_DSN must start with chdb://, http:// or https://, got {redact(dsn)!r}"
             )
         self.dsn = dsn
         self.embedded = scheme == "chdb"
@@ -108,7 +102,7 @@ class ClickHouseStore:
             if not path.is_absolute():
                 raise StoreError(
                     "an embedded store needs an absolute path: chdb:///abs/path, got "
-                    f"{redact_dsn(dsn)!r}"
+                    f"{redact(dsn)!r}"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file_lock = FileLock(str(path) + ".lock", timeout=lock_timeout_s)
@@ -117,7 +111,7 @@ class ClickHouseStore:
 
     @property
     def display_dsn(self) -> str:
-        return redact_dsn(self.dsn)
+        return redact(self.dsn)
 
     def ensure_room_for_ddl(self, purpose: str) -> None:
         """Refuse DDL that writes table metadata when the embedded store's disk is (nearly)
@@ -143,7 +137,7 @@ class ClickHouseStore:
         if self.embedded:
             path = f"{urlsplit(self.dsn).path}.{name}.lock"
         else:
-            digest = hashlib.sha256(redact_dsn(self.dsn).encode()).hexdigest()[:16]
+            digest = hashlib.sha256(redact(self.dsn).encode()).hexdigest()[:16]
             path = str(Path(tempfile.gettempdir()) / f"payout-backfill-{digest}-{name}.lock")
         return FileLock(path, timeout=timeout_s)
 
@@ -229,11 +223,6 @@ class ClickHouseStore:
     def query_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
         (statement,) = statements(name)
         return self.query_rows(statement, parameters)
-
-    def query_df_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        (statement,) = statements(name)
-        with self.session() as client:
-            return client.query_df(statement, parameters=dict(parameters or {}))
 
     def spool_file(
         self, name: str, parameters: Mapping[str, Any] | None = None, chunk: int = 20_000

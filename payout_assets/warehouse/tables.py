@@ -395,11 +395,6 @@ def shard_run_to_ingest(store: ClickHouseStore, shard: int, run_id: str) -> tupl
     return (rows[0][0], rows[0][1]) if rows else None
 
 
-def latest_shard_run(store: ClickHouseStore, shard: int) -> tuple[str, str] | None:
-    rows = store.query_file("ingest/latest_run.sql", {"shard": shard})
-    return (rows[0][0], rows[0][1]) if rows else None
-
-
 def ingest_shard(store: ClickHouseStore, shard: int, run_id: str) -> None:
     with store.session():
         _run_in_slices(store, "ingest/load_shard.sql", shard, run_id, {"version": new_version()})
