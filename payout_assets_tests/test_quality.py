@@ -111,7 +111,7 @@ def test_checks_catch_invalid_rows_a_buggy_writer_left(
     pipeline.snapshot()
     assert pipeline.shard("shard-00").success
     store = pipeline.store
-    run_id, generation = tables.latest_shard_run(store, 0)
+    ((run_id, generation),) = store.query_file("ingest/latest_run.sql", {"shard": 0})
     # Simulate a writer bug: a resolved row whose numerators do not sum to its denominator,
     # and a second copy of an id.
     row = (0, run_id, generation, "f" * 64, "resolved", "", [1, 1], 3, -1, None, ["1", "1"], "3", 1)
