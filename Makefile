@@ -16,7 +16,7 @@ export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
 .PHONY: install demo test test-fast test-ui lint dev bench clean system-deps
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed node_modules/.installed
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS) uv==$(UV_VERSION)
@@ -32,7 +32,7 @@ demo: install
 test: install
 	$(BIN)/ruff check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/ruff format --check payout_assets payout_standins payout_assets_tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not e2e and not ui"
@@ -50,6 +50,13 @@ test-ui: install system-deps
 dev: install
 	$(BIN)/python -m payout_standins dev
 
+# The Polygon stand-ins (payout_standins/polygon): anvil, a local EVM node, and solc-js, pinned by
+# package-lock.json. anvil's binary ships in a per-platform optional package, so no install
+# script needs to run.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 $(BENCH_VENV)/.installed: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(BENCH_VENV) $(UV) sync --frozen --no-dev --compile-bytecode --python $(PYTHON)
 	touch $@
@@ -58,4 +65,4 @@ bench: install $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(TOOLS) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache

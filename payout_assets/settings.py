@@ -81,6 +81,19 @@ def max_rejected_share() -> float:
     return float(os.environ.get("PAYOUT_MAX_REJECTED_SHARE") or "0.01")
 
 
+SOURCES = ("goldsky", "polygon")
+
+
+def sources() -> tuple[str, ...]:
+    """PAYOUT_SOURCES: the comma list of sources a backfill reads (default: both)."""
+    raw = os.environ.get("PAYOUT_SOURCES") or ",".join(SOURCES)
+    return tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
+
+
+def source_enabled(name: str) -> bool:
+    return name in sources()
+
+
 def env_or_default(name: str, default: str) -> str | dg.EnvVar:
     """An ``EnvVar`` when the variable is set (the UI then shows its name, never its value),
     otherwise the documented default, so the project runs with no configuration at all."""
@@ -187,8 +200,25 @@ def load_problems() -> list[str]:
         _number_problem("GOLDSKY_MAX_RETRY_S", 0),
         _number_problem("GOLDSKY_BACKOFF_S", 0),
         _cron_problem(),
+        _sources_problem(),
+        _number_problem("POLYGON_MAX_RPS", 0.001),
+        _number_problem("POLYGON_START_BLOCK", 0, whole=True),
+        _number_problem("POLYGON_RANGE_BLOCKS", 1, whole=True),
+        _number_problem("POLYGON_MAX_RANGE", 1, whole=True),
+        _number_problem("POLYGON_FINALITY_DEPTH", 0, whole=True),
     ]
     return [p for p in problems if p]
+
+
+def _sources_problem() -> str | None:
+    unknown = [s for s in sources() if s not in SOURCES]
+    if not unknown and sources():
+        return None
+    return (
+        f"PAYOUT_SOURCES={_env('PAYOUT_SOURCES')!r} names no source or an unknown one "
+        f"({', '.join(unknown) or 'empty'}): set it to a comma list of {', '.join(SOURCES)}, or "
+        "unset it for both"
+    )
 
 
 def store_problems() -> list[str]:

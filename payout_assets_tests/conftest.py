@@ -14,10 +14,11 @@ import dagster as dg
 import pytest
 from hypothesis import settings
 
-from payout_assets.defs import assets, checks
+from payout_assets.defs import assets, checks, polygon
 from payout_assets.defs.partitions import shard_partitions
 from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
+from payout_assets.sources.polygon.resource import PolygonResource
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore
@@ -43,12 +44,14 @@ INGEST_COLUMNS = [
 ]
 
 ALL_CHECKS = [
+    polygon.scan_covers_every_block_once,
     checks.goldsky_payouts_checks,
     checks.resolutions_external_ingest_checks,
     checks.vw_resolutions_truth_checks,
     checks.missing_condition_ids_ledger,
 ]
 ALL_ASSETS = [
+    polygon.polygon_condition_resolutions,
     assets.missing_condition_ids,
     assets.goldsky_payouts,
     assets.resolutions_external_ingest,
@@ -85,6 +88,8 @@ class Pipeline:
     instance: dg.DagsterInstance
     ids_file: Path | None = None
     goldsky_overrides: dict[str, Any] | None = None
+    polygon_url: str = "http://127.0.0.1:9/unused"  # tests of the chain source set their node
+    polygon_overrides: dict[str, Any] | None = None
 
     def resources(self) -> dict[str, Any]:
         goldsky = {
@@ -100,6 +105,13 @@ class Pipeline:
         return {
             "clickhouse": ClickHouseResource(dsn=self.store.dsn),
             "goldsky": GoldskyResource(**goldsky),
+            "polygon": PolygonResource(
+                rpc_url=self.polygon_url,
+                start_block=0,
+                max_rps=500.0,
+                backoff_initial_s=0.01,
+                **(self.polygon_overrides or {}),
+            ),
             "id_source": IdSourceResource(ids_file=str(self.ids_file) if self.ids_file else None),
             "pipes_subprocess_client": dg.PipesSubprocessClient(),
         }
@@ -122,6 +134,20 @@ class Pipeline:
     def shard(self, key: str) -> dg.ExecuteInProcessResult:
         return self.materialize(
             [assets.goldsky_payouts, assets.resolutions_external_ingest], partition=key
+        )
+
+    def scan(self, *keys: str) -> dg.ExecuteInProcessResult:
+        """polygon_condition_resolutions for the given block ranges, as one run."""
+        return dg.materialize(
+            [*ALL_ASSETS, *ALL_CHECKS],
+            selection=[polygon.polygon_condition_resolutions],
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+            resources=self.resources(),
+            instance=self.instance,
+            raise_on_error=False,
         )
 
     def view(self) -> dg.ExecuteInProcessResult:

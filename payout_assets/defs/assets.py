@@ -24,6 +24,7 @@ from payout_assets.backfill.shards import (
 from payout_assets.backfill.snapshot import take_snapshot
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.defs.polygon import polygon_condition_resolutions
 from payout_assets.settings import incremental_enabled, shard_count
 from payout_assets.sources.goldsky import worker
 from payout_assets.sources.goldsky.resource import GoldskyResource
@@ -222,11 +223,12 @@ def resolutions_external_ingest(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"clickhouse", "view"},
-    deps=[resolutions_external_ingest],
+    deps=[resolutions_external_ingest, polygon_condition_resolutions],
     description=(
         "cascadian_clean.vw_resolutions_truth: one row per resolved condition for P&L. "
-        "market_resolutions_final wins where both sources have a payout; both tables are read "
-        "with FINAL and LIMIT 1 BY condition_id, so no condition ever appears twice."
+        "Precedence: market_resolutions_final, then the chain (polygon), then the subgraph "
+        "(goldsky); every table is read with FINAL and LIMIT 1 BY condition_id, so no condition "
+        "ever appears twice. payout_backfill.source_disagreements lists where sources differ."
     ),
     metadata=table_name("cascadian_clean.vw_resolutions_truth"),
 )

@@ -12,6 +12,12 @@ from payout_assets.settings import (
 )
 from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
+from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
+from payout_assets.sources.polygon.resource import (
+    DEFAULT_RANGE_BLOCKS,
+    DEFAULT_RPC_URL,
+    PolygonResource,
+)
 from payout_assets.warehouse.resource import ClickHouseResource
 
 
@@ -50,6 +56,15 @@ def resources() -> dg.Definitions:
                 backoff_initial_s=_number("GOLDSKY_BACKOFF_S", 0.5),
                 worker_module=os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
                 **secret_or_none,
+            ),
+            "polygon": PolygonResource(
+                rpc_url=env_or_default("POLYGON_RPC_URL", DEFAULT_RPC_URL),
+                ctf_address=os.environ.get("POLYGON_CTF_ADDRESS") or CTF_ADDRESS,
+                start_block=int(_number("POLYGON_START_BLOCK", CTF_START_BLOCK)),
+                max_rps=_number("POLYGON_MAX_RPS", DEFAULT_MAX_RPS),
+                max_range=int(_number("POLYGON_MAX_RANGE", 10_000)),
+                range_blocks=int(_number("POLYGON_RANGE_BLOCKS", DEFAULT_RANGE_BLOCKS)),
+                finality_depth=int(_number("POLYGON_FINALITY_DEPTH", 256)),
             ),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
             # goldsky_payouts fetches in a worker without Dagster (payout_assets/sources/goldsky/worker.py);

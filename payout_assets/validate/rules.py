@@ -290,17 +290,20 @@ def view_external_present(store: ClickHouseStore) -> RuleResult:
 
 def sources_agree(store: ClickHouseStore) -> RuleResult:
     rows = store.query_file("checks/source_disagreements.sql")
-    total = int(rows[0][5]) if rows else 0
+    total = int(rows[0][-1]) if rows else 0
     metadata: dict[str, Any] = {"disagreements": total}
     if rows:
         metadata["sample"] = markdown_table(
-            ["condition_id", "market_resolutions_final", "goldsky"],
-            [(c, f"{list(pn)}/{pd}", f"{list(gn)}/{gd}") for c, pn, pd, gn, gd, _ in rows],
+            ["condition_id", "source", "payout", "other source", "its payout"],
+            [
+                (c, a, f"{list(an)}/{ad}", b, f"{list(bn)}/{bd}")
+                for c, a, an, ad, b, bn, bd, _ in rows
+            ],
         )
     return RuleResult(
         "sources_agree",
         total == 0,
-        f"{total:,} conditions where the two sources disagree",
+        f"{total:,} disagreements between sources (payout_backfill.source_disagreements)",
         warn_only=True,
         metadata=metadata,
     )

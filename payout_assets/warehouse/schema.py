@@ -18,14 +18,16 @@ from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 # Raise with every change of the schema files; a store that records a higher version was
 # migrated by a newer release, and this code does not know its tables.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Applied in order, as a whole, whenever the store's recorded version or digest differs. Every
 # statement in them must stay idempotent (IF NOT EXISTS, MODIFY SETTING, OR REPLACE): a store an
 # older release made runs them over tables that already exist.
 SCHEMA_FILES = (
     "ddl/pipeline.sql",
+    "ddl/polygon.sql",
     "views/ledger_latest.sql",
     "views/vw_resolutions_truth.sql",
+    "views/source_disagreements.sql",
 )
 VERSION_TABLE = "payout_backfill.schema_version"
 

@@ -21,7 +21,10 @@ def definitions() -> dg.Definitions:
 def test_the_mission_graph_loads_with_its_lineage_and_shards(definitions: dg.Definitions) -> None:
     graph = definitions.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*MISSION, "vw_resolutions_truth"}
+    assert keys == {*MISSION, "vw_resolutions_truth", "polygon_condition_resolutions"}
+    chain = dg.AssetKey("polygon_condition_resolutions")
+    assert chain in graph.get(dg.AssetKey("vw_resolutions_truth")).parent_keys
+    assert isinstance(graph.get(chain).partitions_def, dg.DynamicPartitionsDefinition)
     for upstream, downstream in zip(MISSION, [*MISSION[1:], "vw_resolutions_truth"], strict=True):
         assert dg.AssetKey(upstream) in graph.get(dg.AssetKey(downstream)).parent_keys
     payouts = graph.get(dg.AssetKey("goldsky_payouts"))
@@ -41,7 +44,7 @@ def test_every_asset_says_what_it_is_who_owns_it_and_what_it_runs_on(
 def test_each_asset_has_its_checks(definitions: dg.Definitions) -> None:
     graph = definitions.resolve_asset_graph()
     checked = {check.asset_key.to_user_string() for check in graph.asset_check_keys}
-    assert checked == {*MISSION, "vw_resolutions_truth"}
+    assert checked == {*MISSION, "vw_resolutions_truth", "polygon_condition_resolutions"}
 
 
 def test_the_hourly_schedule_asks_for_a_tagged_snapshot() -> None:

@@ -1,5 +1,6 @@
--- One row per condition with a payout. The primary source (market_resolutions_final) wins where
--- both sources have one; both ReplacingMergeTree tables are read with FINAL so unmerged
+-- One row per condition with a payout. Precedence: market_resolutions_final, then the chain
+-- (polygon: ConditionResolution logs), then the subgraph (goldsky). The ReplacingMergeTree
+-- tables are read with FINAL so unmerged
 -- duplicates never leak into P&L, and LIMIT 1 BY guarantees one row per condition. An ingest
 -- row is shown only under a canonical id (64 lowercase hex): '0xABC…' and 'abc…' are two keys of
 -- the ingest table, so with any spelling allowed one condition could show twice, with two
@@ -33,9 +34,22 @@ FROM
         payout_numerators,
         payout_denominator,
         toInt32(winning_index),
+        CAST(resolved_at, 'Nullable(DateTime(\'UTC\'))'),
+        'polygon',
+        2
+    FROM payout_backfill.polygon_resolutions FINAL
+    WHERE outcome = 'resolved'
+
+    UNION ALL
+
+    SELECT
+        condition_id,
+        payout_numerators,
+        payout_denominator,
+        toInt32(winning_index),
         resolved_at,
         toString(source),
-        2
+        3
     FROM default.resolutions_external_ingest FINAL
     WHERE payout_denominator > 0
       AND arraySum(arrayMap(x -> toUInt128(x), payout_numerators)) = payout_denominator

@@ -41,7 +41,7 @@ from payout_assets.sources.goldsky.errors import (
     ResponseIntegrityError,
     TransientGoldskyError,
 )
-from payout_assets.sources.goldsky.rate import host_limiter
+from payout_assets.sources.rate import host_limiter
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import RawCondition
 
@@ -127,7 +127,7 @@ class GoldskyClient:
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
             transport=transport,
         )
-        self._limiter = host_limiter(settings)
+        self._limiter = host_limiter(settings.endpoint, settings.max_rps, settings.rate_limit_db)
         self._limiter_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._cancelled = threading.Event()

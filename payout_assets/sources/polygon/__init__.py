@@ -1,0 +1,1 @@
+"""Payouts straight from Polygon: ConditionalTokens' ConditionResolution logs over JSON-RPC."""

@@ -1,0 +1,261 @@
+"""A polite JSON-RPC client for one Polygon provider.
+
+* Calls travel as JSON-RPC batches (one POST, an array of requests); each element of the answer
+  succeeds or fails on its own, so one refused range does not cost its neighbours.
+* Every call counts against one request rate shared by every process on the host
+  (``sources/rate.py``): a batch of k calls takes k of the allowance.
+* Transient failures (429 with Retry-After, 5xx, timeouts, cut connections) are retried by
+  tenacity with exponential backoff and full jitter, bounded in attempts and time; permanent
+  ones fail at once with the fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
+
+from payout_assets.redact import redact
+from payout_assets.sources.polygon.errors import (
+    BatchRefusedError,
+    PermanentRpcError,
+    RangeTooLargeError,
+    RpcError,
+    TransientRpcError,
+    classify_error,
+)
+from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
+from payout_assets.sources.rate import host_limiter
+
+Call = tuple[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class RpcSettings:
+    url: str
+    ctf_address: str = CTF_ADDRESS
+    start_block: int = CTF_START_BLOCK
+    max_rps: float = 10.0
+    max_range: int = 10_000  # blocks per eth_getLogs: where the scan starts and grows back to
+    batch_size: int = 10  # calls per JSON-RPC batch (capped at max_rps: one batch per window)
+    finality_depth: int = 256  # head minus this when the node has no `finalized` tag
+    timeout_s: float = 30.0
+    max_attempts: int = 8
+    max_retry_s: float = 300.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    rate_limit_db: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_rps <= 0:
+            raise ValueError(f"POLYGON_MAX_RPS must be positive, got {self.max_rps}")
+        if self.max_range < 1 or self.batch_size < 1:
+            raise ValueError("the block range and the batch size must be at least 1")
+
+    @property
+    def calls_per_batch(self) -> int:
+        return max(1, min(self.batch_size, int(self.max_rps)))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class RpcClient:
+    """A thread-safe client for one provider URL."""
+
+    def __init__(
+        self,
+        settings: RpcSettings,
+        log: logging.Logger | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log or logging.getLogger(__name__)
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(settings.timeout_s),
+            headers={"content-type": "application/json"},
+            transport=transport,
+        )
+        self._limiter = host_limiter(settings.url, settings.max_rps, settings.rate_limit_db)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.requests_sent = 0  # calls, not POSTs: what the provider's rate limit counts
+        self.retries = 0
+
+    def close(self) -> None:
+        self._http.close()
+        self._limiter.close()
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def call(self, method: str, *params: Any) -> Any:
+        """One call; its error raised as the matching :class:`RpcError`."""
+        (result,) = self.batch([(method, params)])
+        if isinstance(result, RpcError):
+            raise result
+        return result
+
+    def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Each call's result, or its :class:`RpcError` in its place: an element that failed
+        does not fail the others. Transient failures of the whole POST are retried."""
+        if not calls:
+            return []
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.max_attempts)
+            | stop_before_delay(self.settings.max_retry_s),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientRpcError),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            return retrying(self._post_batch, calls)
+        except TransientRpcError as exc:
+            raise TransientRpcError(
+                f"{exc} (gave up after {time.monotonic() - started:.1f}s; limits: "
+                f"max_attempts={self.settings.max_attempts}, "
+                f"max_retry_s={self.settings.max_retry_s:g})",
+                exc.retry_after_s,
+            ) from exc
+
+    def _post_batch(self, calls: Sequence[Call]) -> list[Any]:
+        ids = [next(self._ids) for _ in calls]
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
+            for i, (method, params) in zip(ids, calls, strict=True)
+        ]
+        with self._lock:
+            self._limiter.try_acquire("polygon", weight=len(calls), blocking=True)
+            self.requests_sent += len(calls)
+        try:
+            response = self._http.post(self.settings.url, content=json.dumps(body).encode())
+        except httpx.TimeoutException as exc:
+            raise TransientRpcError(
+                f"request timed out after {self.settings.timeout_s}s ({type(exc).__name__})"
+            ) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise PermanentRpcError(
+                f"POLYGON_RPC_URL {redact(self.settings.url)!r} is not an http(s) URL: "
+                f"{redact(str(exc))}"
+            ) from None
+        except httpx.RequestError as exc:
+            raise TransientRpcError(f"connection failed: {type(exc).__name__}: {exc}") from None
+        return self._answers(response, ids, [method for method, _ in calls])
+
+    def _answers(self, response: httpx.Response, ids: list[int], methods: list[str]) -> list[Any]:
+        status = response.status_code
+        if status == 429:
+            raise TransientRpcError("HTTP 429 Too Many Requests", _retry_after(response))
+        if status == 413:
+            # the provider refused the body or the answer's size: a range problem if the batch
+            # reads logs, otherwise nothing a smaller request of the same kind would fix
+            error = f"HTTP 413 from {redact(self.settings.url)}"
+            if "eth_getLogs" in methods:
+                return [BatchRefusedError(error)] * len(ids)
+            raise PermanentRpcError(error)
+        if status >= 500 or status == 408:
+            raise TransientRpcError(f"HTTP {status}", _retry_after(response))
+        if status in (401, 403):
+            raise PermanentRpcError(
+                f"HTTP {status}: {redact(self.settings.url)} refused the request; check the "
+                "API key in POLYGON_RPC_URL"
+            )
+        if status >= 400:
+            raise PermanentRpcError(f"HTTP {status} from {redact(self.settings.url)}")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise TransientRpcError(f"answer is not JSON: {response.text[:80]!r}") from None
+        if isinstance(answer, dict):  # some providers answer a refused batch with one error
+            error = answer.get("error") or {}
+            raise (
+                classify_error(error, methods[0])
+                if error
+                else TransientRpcError(
+                    f"answer to a batch is not a list: {json.dumps(answer)[:120]}"
+                )
+            )
+        by_id = {item.get("id"): item for item in answer if isinstance(item, dict)}
+        out: list[Any] = []
+        for request_id, method in zip(ids, methods, strict=True):
+            item = by_id.get(request_id)
+            if item is None:
+                raise TransientRpcError(f"the batch's answer has no element for {method}")
+            if "error" in item:
+                error = classify_error(item["error"] or {}, method)
+                if isinstance(error, TransientRpcError):
+                    raise error  # the whole batch again: its other answers are cheap to repeat
+                out.append(error)
+            else:
+                out.append(item.get("result"))
+        return out
+
+    # -- retries ------------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_random_exponential(
+            multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
+        )(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after_s", None)
+        return max(backoff, retry_after) if retry_after is not None else backoff
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        self.log.warning(
+            "polygon: attempt %d failed (%s); retrying in %.2fs",
+            state.attempt_number,
+            exc,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+
+def result_or_raise(result: Any) -> Any:
+    if isinstance(result, RpcError):
+        raise result
+    return result
+
+
+__all__ = [
+    "RangeTooLargeError",
+    "RpcClient",
+    "RpcSettings",
+    "result_or_raise",
+]
