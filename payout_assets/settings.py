@@ -205,6 +205,7 @@ def load_problems() -> list[str]:
         _number_problem("POLYGON_START_BLOCK", 0, whole=True),
         _number_problem("POLYGON_RANGE_BLOCKS", 1, whole=True),
         _number_problem("POLYGON_MAX_RANGE", 1, whole=True),
+        _number_problem("POLYGON_BATCH_SIZE", 1, whole=True),
         _number_problem("POLYGON_FINALITY_DEPTH", 0, whole=True),
     ]
     return [p for p in problems if p]

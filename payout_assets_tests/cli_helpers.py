@@ -18,20 +18,22 @@ BIN = Path(sys.executable).parent
 
 def project_env(home: Path, endpoint: str, **extra: str) -> dict[str, str]:
     """The environment a user would set: a DAGSTER_HOME with the project's dagster.yaml, the
-    embedded store inside it, and the simulator as the endpoint."""
+    embedded store inside it, and the simulator as the endpoint. The subgraph is the only
+    source unless ``extra`` says otherwise (PAYOUT_SOURCES=goldsky behaves as before the chain
+    source existed: these tests hold it to that)."""
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GOLDSKY_", "PAYOUT_", "CLICKHOUSE_"))
+        if not k.startswith(("GOLDSKY_", "PAYOUT_", "CLICKHOUSE_", "POLYGON_"))
     }
     env.update(
         DAGSTER_HOME=str(home),
         CLICKHOUSE_DSN=f"chdb://{home / 'clickhouse'}",
         GOLDSKY_ENDPOINT=endpoint,
         GOLDSKY_BACKOFF_S="0.05",
-        **extra,
+        **{"PAYOUT_SOURCES": "goldsky", **extra},
     )
     return env
 

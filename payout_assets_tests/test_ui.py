@@ -100,6 +100,8 @@ def _dagster_env(home: Path, endpoint: str) -> dict[str, str]:
             "GOLDSKY_API_KEY": "",
             "GOLDSKY_HEADERS": "",
             "PAYOUT_IDS_FILE": "",
+            "PAYOUT_SOURCES": "goldsky",
+            "POLYGON_RPC_URL": "",
         }
     )
     return env

@@ -26,11 +26,14 @@ from payout_assets.cli.report import (
 from payout_assets.cli.run import ensure_home, run_backfill
 from payout_assets.validate.ids import normalize_condition_id, to_subgraph_id
 from payout_assets.validate.payouts import winning_index
-from payout_assets.warehouse import tables
+from payout_assets.warehouse import chain, tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_standins.goldsky import SimulatorConfig, Universe, run_simulator
+from payout_standins.polygon import LocalPolygon
+from payout_standins.polygon.demo_chain import DEMO_RANGE_BLOCKS, seed_chain
 
 SEED_CHUNK = 50_000
+POLYGON_STATE = "polygon-chain.json"  # the demo's local chain, which `make dev` serves again
 DEMO_IDS = 20_000
 DEMO_LATENCY_MS = 50.0
 _MALFORMED = ["", "0x", "not-a-condition", "0x1234", "zz" * 32, "0x" + "g" * 64, "12345678" * 9]
@@ -126,6 +129,7 @@ def reset_home(home: Path) -> None:
         "storage",
         "schedules",
         "logs",
+        POLYGON_STATE,
         ".nux",
         ".telemetry",
     ):
@@ -144,6 +148,24 @@ def demo_simulator_config(
     return SimulatorConfig(size=universe_ids * 2, latency_ms=latency_ms, jitter_ms=latency_ms / 3)
 
 
+def use_local_chain(url: str) -> None:
+    """Point the chain source at the demo's local Polygon (its history starts at block 0)."""
+    os.environ["POLYGON_RPC_URL"] = url
+    os.environ["POLYGON_START_BLOCK"] = "0"
+    os.environ["POLYGON_RANGE_BLOCKS"] = str(DEMO_RANGE_BLOCKS)
+
+
+def source_rows(store: ClickHouseStore) -> list[tuple[str, str]]:
+    """The truth view by source, and the disagreements between sources, for the demo's report."""
+    return [
+        *(
+            (f"vw_resolutions_truth from {source}", f"{n:,}")
+            for source, n, _ in tables.truth_summary(store)
+        ),
+        ("payout_backfill.source_disagreements", f"{chain.disagreement_count(store):,}"),
+    ]
+
+
 def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) -> int:
     dsn = os.environ.get("CLICKHOUSE_DSN", "")
     if dsn and not dsn.startswith("chdb://"):
@@ -155,13 +177,23 @@ def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) 
     os.environ["PAYOUT_SHARDS"] = str(shards)
     os.environ["GOLDSKY_MAX_RPS"] = str(max_rps)
     os.environ.pop("PAYOUT_IDS_FILE", None)
-    with run_simulator(demo_simulator_config(universe_ids, latency_ms)) as sim:
+    with (
+        run_simulator(demo_simulator_config(universe_ids, latency_ms)) as sim,
+        LocalPolygon(state_path=home / POLYGON_STATE) as node,
+    ):
         os.environ["GOLDSKY_ENDPOINT"] = sim.url
+        use_local_chain(node.url)
         store = ClickHouseStore(f"chdb://{home / 'clickhouse'}")
         print(f"simulator: {sim.url}")
         print(f"seeding {universe_ids:,} trades_raw ids into {store.display_dsn}")
         primary = seed_store(store, sim.universe, universe_ids)
         print(f"market_resolutions_final already covers {primary:,} conditions")
+        seeded = seed_chain(node, sim.universe, universe_ids)
+        print(
+            f"local Polygon {node.url}: {seeded.resolutions:,} ConditionResolution events up to "
+            f"block {seeded.last_block:,} ({seeded.disagreeing} deliberately disagree with the "
+            f"subgraph, {seeded.chain_only:,} are resolved on chain only)"
+        )
         started = time.monotonic()
         progress = Progress.for_stdout(as_json=False)
         outcome = run_backfill(fresh=True, say=progress.say, progress=progress)
@@ -178,6 +210,7 @@ def run_demo(universe_ids: int, shards: int, max_rps: float, latency_ms: float) 
         },
     )
     print(render_table(rows))
+    print(render_table(source_rows(store)))
     print(f"Dagster runs are in {home}: `make dev` shows them at http://127.0.0.1:3000")
     still_open = open_ids(counts)
     if still_open:

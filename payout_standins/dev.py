@@ -2,7 +2,9 @@
 
 With no GOLDSKY_ENDPOINT set (this machine cannot reach Goldsky), it also starts the local
 simulator with the demo's universe, and seeds the embedded store like the demo when it has no
-``trades_raw`` yet, so a newcomer can launch a backfill of every shard from the UI at once.
+``trades_raw`` yet, so a newcomer can launch a backfill of every shard from the UI at once. With
+no POLYGON_RPC_URL, it serves the demo's local Polygon (anvil, from the chain the demo left in
+DAGSTER_HOME, or an empty one), so the scan's block ranges can be backfilled from the UI too.
 
 ``dagster dev`` and the simulator run in process groups of their own, so this process owns their
 shutdown: Ctrl+C, SIGTERM (``kill``, a service manager) and SIGHUP (its terminal closed) all stop
@@ -22,8 +24,15 @@ from typing import Any
 from payout_assets.cli.run import ensure_home
 from payout_assets.settings import PROJECT_ROOT, clickhouse_dsn
 from payout_assets.warehouse.store import ClickHouseStore
-from payout_standins.demo import DEMO_IDS, demo_simulator_config, seed_store
+from payout_standins.demo import (
+    DEMO_IDS,
+    POLYGON_STATE,
+    demo_simulator_config,
+    seed_store,
+    use_local_chain,
+)
 from payout_standins.goldsky import Universe
+from payout_standins.polygon import LocalPolygon
 from payout_standins.procs import stop_group
 
 BIN = Path(sys.executable).parent
@@ -100,6 +109,11 @@ def _serve(home: Path, port: int, started: list[subprocess.Popen[Any]]) -> int:
             config = demo_simulator_config()
             print(f"seeding the demo's {DEMO_IDS:,} ids into {store.display_dsn}")
             seed_store(store, Universe(config.size, config.seed), DEMO_IDS)
+    if not os.environ.get("POLYGON_RPC_URL"):
+        node = LocalPolygon(state_path=home / POLYGON_STATE)
+        started.append(node.proc)
+        use_local_chain(node.url)
+        print(f"POLYGON_RPC_URL unset: serving the demo's local Polygon at {node.url}")
     dagster = subprocess.Popen(
         [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=PROJECT_ROOT,

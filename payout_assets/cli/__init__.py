@@ -34,7 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # The ledger, not the runs' exit codes, says whether every id was fetched: runs can all
     # succeed while the store's newest snapshot holds ids no shard asked for.
     still_open = open_ids(counts)
-    ok = outcome.ok and bool(counts) and not still_open
+    ledger_ok = (bool(counts) and not still_open) or "goldsky" not in outcome.sources
+    ok = outcome.ok and ledger_ok
     if args.json:
         progress.summary({**outcome.as_summary(counts), "ok": ok, "open_ids": still_open})
         return 0 if ok else 1
@@ -43,6 +44,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(render_table(summary_rows(counts, extra)))
     if still_open:
         print(open_ids_line(still_open))
+    for source, why in outcome.sources_failed.items():
+        print(f"source {source} FAILED: {why}")
     print("OK" if ok else f"FAILED (logs: {outcome.log_dir})")
     return 0 if ok else 1
 

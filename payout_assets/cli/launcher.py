@@ -39,7 +39,13 @@ def publish_truth_view() -> dg.JobDefinition:
     return _definitions().resolve_job_def("publish_truth_view")
 
 
-_JOBS = {f.__name__: f for f in (refresh_missing_ids, backfill_shard, publish_truth_view)}
+def scan_polygon() -> dg.JobDefinition:
+    return _definitions().resolve_job_def("scan_polygon")
+
+
+_JOBS = {
+    f.__name__: f for f in (refresh_missing_ids, backfill_shard, publish_truth_view, scan_polygon)
+}
 
 
 @cache

@@ -50,7 +50,9 @@ def load_inputs() -> PreflightInputs:
     try:
         loaded = resources() if callable(resources) else resources
         with dg.build_resources(loaded.resources) as built:
-            return inputs_from_resources(built.clickhouse, built.goldsky, built.id_source)
+            return inputs_from_resources(
+                built.clickhouse, built.goldsky, built.id_source, polygon=built.polygon
+            )
     except (ValueError, TypeError, dg.DagsterError) as exc:
         dsn = clickhouse_dsn()
         problem = failed(

@@ -20,12 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from payout_assets.cli import launcher
+from payout_assets.cli import chain, launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.defs.partitions import shard_key
-from payout_assets.settings import PROJECT_ROOT, clickhouse_dsn, dagster_home, shard_count
+from payout_assets.settings import (
+    PROJECT_ROOT,
+    clickhouse_dsn,
+    dagster_home,
+    shard_count,
+    source_enabled,
+    sources,
+)
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
@@ -43,10 +50,13 @@ class RunOutcome:
     log_dir: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     backfill_id: str | None = None  # the UI's record of this run (cli/backfill_record.py)
+    sources: tuple[str, ...] = ("goldsky",)
+    sources_failed: dict[str, str] = field(default_factory=dict)  # source -> why
+    polygon_runs: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.shards_failed and self.view_ok
+        return not self.shards_failed and self.view_ok and not self.sources_failed
 
     def as_summary(self, counts: Mapping[str, int]) -> dict[str, Any]:
         """The outcome and the ledger's counts per state, as ``run --json`` prints it last."""
@@ -57,6 +67,9 @@ class RunOutcome:
             "shards_run": self.shards_run,
             "shards_failed": self.shards_failed,
             "view_ok": self.view_ok,
+            "sources": list(self.sources),
+            "sources_failed": self.sources_failed,
+            "polygon_runs": self.polygon_runs,
             "backfill_id": self.backfill_id,
             "log_dir": str(self.log_dir) if self.log_dir else None,
             "ledger": dict(counts),
@@ -165,11 +178,59 @@ def _run_backfill(
     record: BackfillRecord,
     progress: Progress | None,
 ) -> RunOutcome:
+    """Both sources side by side: the chain scan's runs start first (they wait on the
+    provider's rate, not on the shards), the subgraph's snapshot and shards run meanwhile; a
+    source that fails does not stop the other, and the run names it. The view is published
+    once the subgraph's shards succeeded (or when the subgraph is not a source)."""
     home = ensure_home()
-    keys = [shard_key(i) for i in range(shard_count())]
     log_dir = home / "logs" / time.strftime("%Y%m%d-%H%M%S")
     log_dir.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.get()
+    started = time.monotonic()
+    scans: dict[str, BaseProcess] = {}
+    scan_error = None
+    if source_enabled("polygon"):
+        try:
+            scans = chain.start_scans(instance, log_dir, say)
+        except chain.ScanNotStarted as exc:
+            scan_error = str(exc)
+    if source_enabled("goldsky"):
+        outcome = _goldsky(fresh, max_parallel, say, record, progress, instance, log_dir)
+    else:
+        outcome = RunOutcome(new_snapshot=False, shards_total=0, log_dir=log_dir)
+    outcome.sources = sources()
+    outcome.polygon_runs = len(scans)
+    if scans:
+        codes = _wait_all(scans, say)
+        failed = [name for name, code in codes.items() if code != 0]
+        if failed:
+            scan_error = "; ".join(
+                job_failure_lines(instance, "scan_polygon") or [f"{', '.join(failed)} failed"]
+            )
+        outcome.seconds["polygon_condition_resolutions"] = time.monotonic() - started
+    if scan_error:
+        outcome.sources_failed["polygon"] = scan_error
+        say(f"polygon FAILED: {scan_error}")
+    if outcome.shards_failed:
+        return outcome
+    view_start = time.monotonic()
+    outcome.view_ok = _one("publish_truth_view", log_dir, say, record)
+    outcome.seconds["vw_resolutions_truth"] = time.monotonic() - view_start
+    outcome.seconds["total"] = time.monotonic() - started
+    return outcome
+
+
+def _goldsky(
+    fresh: bool,
+    max_parallel: int | None,
+    say: Callable[[str], None],
+    record: BackfillRecord,
+    progress: Progress | None,
+    instance: dg.DagsterInstance,
+    log_dir: Path,
+) -> RunOutcome:
+    """The subgraph's part: the snapshot (when needed), then every shard not yet done."""
+    keys = [shard_key(i) for i in range(shard_count())]
     since, checkpoints = shard_checkpoints(instance, keys)
     resume = since is not None and not fresh and not all(c.done for c in checkpoints)
     resume = resume and _resumable(instance, say)
@@ -216,10 +277,4 @@ def _run_backfill(
         say(f"failed shards: {', '.join(outcome.shards_failed)}; logs in {log_dir}")
         for line in shard_failure_lines(instance, outcome.shards_failed):
             say(line)
-        return outcome
-
-    view_start = time.monotonic()
-    outcome.view_ok = _one("publish_truth_view", log_dir, say, record)
-    outcome.seconds["vw_resolutions_truth"] = time.monotonic() - view_start
-    outcome.seconds["total"] = time.monotonic() - started
     return outcome

@@ -8,6 +8,8 @@ Within a range, the scan's own checkpoint (``payout_backfill.polygon_scan_chunks
 newest, still open range be continued each hour instead of read again.
 """
 
+import warnings
+
 import dagster as dg
 
 from payout_assets.backfill.chain_scan import RangeReport, scan_block_range
@@ -53,22 +55,29 @@ def _report_rows(reports: list[RangeReport]) -> list[tuple[object, ...]]:
     ]
 
 
-@dg.asset(
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"clickhouse", "polygon"},
-    partitions_def=block_range_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=RANGES_PER_RUN),
-    description=(
-        "ConditionResolution logs of Polymarket's ConditionalTokens contract on Polygon "
-        "(POLYGON_CTF_ADDRESS), read with eth_getLogs up to the finalized block, one partition "
-        "per block range. Every log becomes a row of payout_backfill.polygon_resolutions with its "
-        "block number and hash, transaction hash and log index; numerators stay exact uint256 "
-        "text beside the UInt64 columns, and a payout beyond them is rejected with the rule. "
-        "resolved_at is the event's block time."
-    ),
-    metadata=table_name("payout_backfill.polygon_resolutions"),
-)
+# BackfillPolicy is a beta parameter in Dagster 1.13: its warning would open every command's
+# output (the CLI, dagster dev), about Dagster's API rather than anything the user can fix.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
+    _scan_asset = dg.asset(
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"clickhouse", "polygon"},
+        partitions_def=block_range_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=RANGES_PER_RUN),
+        description=(
+            "ConditionResolution logs of Polymarket's ConditionalTokens contract on Polygon "
+            "(POLYGON_CTF_ADDRESS), read with eth_getLogs up to the finalized block, one partition "
+            "per block range. Every log becomes a row of payout_backfill.polygon_resolutions with its "
+            "block number and hash, transaction hash and log index; numerators stay exact uint256 "
+            "text beside the UInt64 columns, and a payout beyond them is rejected with the rule. "
+            "resolved_at is the event's block time."
+        ),
+        metadata=table_name("payout_backfill.polygon_resolutions"),
+    )
+
+
+@_scan_asset
 def polygon_condition_resolutions(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,

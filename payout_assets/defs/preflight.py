@@ -12,6 +12,7 @@ from payout_assets.preflight.result import CheckResult, Status, summary
 from payout_assets.preflight.run import inputs_from_resources, run_preflight
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
+from payout_assets.sources.polygon.resource import PolygonResource
 from payout_assets.warehouse.resource import ClickHouseResource
 
 
@@ -38,7 +39,7 @@ def checks_table(results: list[CheckResult]) -> dg.MetadataValue:
 @dg.op(
     description=(
         "ClickHouse reachable and writable, source tables with the expected columns, the id "
-        "source readable, the subgraph's _meta and its schema for GOLDSKY_DIALECT. Fails on any "
+        "source readable, the subgraph's _meta and its schema for GOLDSKY_DIALECT, and (with polygon in PAYOUT_SOURCES) the Polygon provider: chain id, contract code, finalized block, the eth_getLogs range it accepts. Fails on any "
         "FAIL; the table of results is in the output metadata (and the failure's)."
     ),
     out=dg.Out(dg.Nothing),
@@ -48,8 +49,9 @@ def preflight_checks(
     clickhouse: ClickHouseResource,
     goldsky: GoldskyResource,
     id_source: IdSourceResource,
+    polygon: PolygonResource,
 ) -> None:
-    results = run_preflight(inputs_from_resources(clickhouse, goldsky, id_source))
+    results = run_preflight(inputs_from_resources(clickhouse, goldsky, id_source, polygon=polygon))
     for r in results:
         line = f"{r.status} {r.name}: {r.detail}" + (
             f" — fix: {r.fix}" if r.fix and r.status is not Status.PASS else ""

@@ -29,6 +29,20 @@ def _number(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
+def polygon_resource() -> PolygonResource:
+    """The chain source as configured by the environment (the CLI resolves it the same way)."""
+    return PolygonResource(
+        rpc_url=env_or_default("POLYGON_RPC_URL", DEFAULT_RPC_URL),
+        ctf_address=os.environ.get("POLYGON_CTF_ADDRESS") or CTF_ADDRESS,
+        start_block=int(_number("POLYGON_START_BLOCK", CTF_START_BLOCK)),
+        max_rps=_number("POLYGON_MAX_RPS", DEFAULT_MAX_RPS),
+        max_range=int(_number("POLYGON_MAX_RANGE", 10_000)),
+        batch_size=int(_number("POLYGON_BATCH_SIZE", 10)),
+        range_blocks=int(_number("POLYGON_RANGE_BLOCKS", DEFAULT_RANGE_BLOCKS)),
+        finality_depth=int(_number("POLYGON_FINALITY_DEPTH", 256)),
+    )
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     secret_or_none = {
@@ -57,15 +71,7 @@ def resources() -> dg.Definitions:
                 worker_module=os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
                 **secret_or_none,
             ),
-            "polygon": PolygonResource(
-                rpc_url=env_or_default("POLYGON_RPC_URL", DEFAULT_RPC_URL),
-                ctf_address=os.environ.get("POLYGON_CTF_ADDRESS") or CTF_ADDRESS,
-                start_block=int(_number("POLYGON_START_BLOCK", CTF_START_BLOCK)),
-                max_rps=_number("POLYGON_MAX_RPS", DEFAULT_MAX_RPS),
-                max_range=int(_number("POLYGON_MAX_RANGE", 10_000)),
-                range_blocks=int(_number("POLYGON_RANGE_BLOCKS", DEFAULT_RANGE_BLOCKS)),
-                finality_depth=int(_number("POLYGON_FINALITY_DEPTH", 256)),
-            ),
+            "polygon": polygon_resource(),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
             # goldsky_payouts fetches in a worker without Dagster (payout_assets/sources/goldsky/worker.py);
             # its stdout and stderr go to the run's own.

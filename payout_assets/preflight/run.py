@@ -11,6 +11,7 @@ from payout_assets.preflight.goldsky import (
     check_subgraph_schema,
 )
 from payout_assets.preflight.ids import check_ids_file
+from payout_assets.preflight.polygon import check_polygon
 from payout_assets.preflight.result import (
     CheckResult,
     Status,
@@ -26,12 +27,14 @@ from payout_assets.preflight.warehouse import (
     check_source_table,
     check_universe,
 )
-from payout_assets.settings import shard_count
+from payout_assets.settings import shard_count, source_enabled
 from payout_assets.sources.goldsky.client import (
     ClientSettings,
 )
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
+from payout_assets.sources.polygon.resource import PolygonResource
+from payout_assets.sources.polygon.rpc import RpcSettings
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
@@ -54,6 +57,7 @@ class PreflightInputs:
     universe_sql: str
     shards: int | None
     problems: list[CheckResult] = field(default_factory=list)
+    polygon: RpcSettings | None = None  # None when PAYOUT_SOURCES leaves the chain out
     secrets: list[str] = field(default_factory=list)
 
 
@@ -62,6 +66,7 @@ def inputs_from_resources(
     goldsky: GoldskyResource,
     id_source: IdSourceResource,
     shards: Callable[[], int] = shard_count,
+    polygon: PolygonResource | None = None,
 ) -> PreflightInputs:
     """Resolve the three resources the assets use (``clickhouse``, ``goldsky``, ``id_source``)
     into checkable inputs; a resource that cannot be resolved becomes a FAIL, not a crash."""
@@ -102,7 +107,14 @@ def inputs_from_resources(
         count = shards()
     except ValueError as exc:
         problems.append(failed("config: PAYOUT_SHARDS", str(exc), "set PAYOUT_SHARDS to 1..256"))
+    polygon_settings = None
+    if polygon is not None and source_enabled("polygon"):
+        try:
+            polygon_settings = polygon.settings()
+        except ValueError as exc:
+            problems.append(failed("config: POLYGON_*", str(exc), "see the README's table"))
     return PreflightInputs(
+        polygon=polygon_settings,
         store=store,
         settings=settings,
         ids_file=id_source.ids_file or None,
@@ -139,4 +151,6 @@ def run_preflight(inputs: PreflightInputs) -> list[CheckResult]:
             results.append(check_subgraph_schema(inputs.settings))
             if snapshot is not None:
                 results.append(check_snapshot_against_head(snapshot, meta))
+    if inputs.polygon is not None:
+        results.extend(check_polygon(inputs.polygon))
     return scrub(results, inputs.secrets)

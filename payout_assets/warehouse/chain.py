@@ -151,3 +151,9 @@ def scan_status(store: ClickHouseStore) -> dict[str, int]:
 def scan_gaps(store: ClickHouseStore) -> list[tuple[str, int, int, int]]:
     rows = store.query_file("checks/scan_gaps.sql")
     return [(str(r), int(a), int(b), int(p)) for r, a, b, p in rows]
+
+
+def disagreement_count(store: ClickHouseStore) -> int:
+    """Rows of payout_backfill.source_disagreements: pairs of sources that disagree."""
+    ((count,),) = store.query_file("checks/disagreement_count.sql")
+    return int(count)

@@ -13,3 +13,10 @@ from payout_standins.polygon import LocalPolygon
 def chain() -> Iterator[LocalPolygon]:
     with LocalPolygon(slots_in_an_epoch=1) as node:
         yield node
+
+
+@pytest.fixture
+def chain_node(tmp_path) -> Iterator[LocalPolygon]:
+    """A chain of the test's own (for tests whose runs read it from other processes)."""
+    with LocalPolygon(slots_in_an_epoch=1) as node:
+        yield node

@@ -69,6 +69,29 @@ contract ConditionalTokensStandIn {
         }
     }
 
+    /// The demo's seeding only (the real contract has no such function): resolve conditions
+    /// under given ids, so the local chain can hold the same conditions as the subgraph
+    /// simulator. The event and the getters are the real ones.
+    function seedResolutions(
+        bytes32[] calldata conditionIds,
+        bytes32[] calldata questionIds,
+        uint256[][] calldata payouts
+    ) external {
+        require(conditionIds.length == questionIds.length && conditionIds.length == payouts.length, "lengths");
+        for (uint256 i = 0; i < conditionIds.length; i++) {
+            bytes32 conditionId = conditionIds[i];
+            require(payoutDenominator[conditionId] == 0, "payout denominator already set");
+            uint256 den = 0;
+            payoutNumerators[conditionId] = payouts[i];
+            for (uint256 j = 0; j < payouts[i].length; j++) {
+                den += payouts[i][j];
+            }
+            require(den > 0, "payout is all zeroes");
+            payoutDenominator[conditionId] = den;
+            emit ConditionResolution(conditionId, msg.sender, questionIds[i], payouts[i].length, payouts[i]);
+        }
+    }
+
     function _report(address oracle, bytes32 questionId, uint256[] calldata payouts) internal {
         uint256 outcomeSlotCount = payouts.length;
         require(outcomeSlotCount > 1, "there should be more than one outcome slot");

@@ -65,7 +65,10 @@ class LocalPolygon:
         slots_in_an_epoch: int = 1,
         port: int | None = None,
         log_path: Path | None = None,
+        state_path: Path | None = None,
     ) -> None:
+        """``state_path``: the chain is loaded from that file when it exists and written back
+        when anvil stops (``make demo`` leaves it for ``make dev``)."""
         if not ANVIL.exists():
             raise MissingNodeTools(f"{ANVIL} is missing: run `make install` (npm ci) first")
         self.port = port or free_port()
@@ -81,6 +84,7 @@ class LocalPolygon:
                 "--slots-in-an-epoch", str(slots_in_an_epoch),
                 "--gas-limit", "1000000000",
                 "--silent",
+                *(["--state", str(state_path)] if state_path else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -89,7 +93,8 @@ class LocalPolygon:
         self._http = httpx.Client(timeout=30.0)
         try:
             self._wait_ready()
-            self.install_contract()
+            if state_path is None or not state_path.exists():
+                self.install_contract()
         except BaseException:
             self.stop()
             raise
@@ -193,6 +198,24 @@ class LocalPolygon:
         """topic0 of ConditionResolution as the compiler computed it (the EVM's keccak)."""
         data = call_data(compiled().selector("resolutionTopic()"))
         return str(self.rpc("eth_call", {"to": CTF_ADDRESS, "data": data}, "latest"))
+
+    def seed(self, resolutions: Sequence[tuple[str, Sequence[int]]]) -> int:
+        """Resolve conditions under given ids (64 hex) in one transaction through the stand-in's
+        seeding function; returns the block they landed in."""
+        data = call_data(
+            compiled().selector("seedResolutions(bytes32[],bytes32[],uint256[][])"),
+            [int(cid, 16) for cid, _ in resolutions],
+            [i + 1 for i in range(len(resolutions))],
+            [list(payouts) for _, payouts in resolutions],
+        )
+        tx = self.rpc(
+            "eth_sendTransaction",
+            {"from": DEV_ACCOUNT, "to": CTF_ADDRESS, "data": data, "gas": hex(900_000_000)},
+        )
+        receipt = self.receipt(tx)
+        if int(receipt["status"], 16) != 1:
+            raise RuntimeError(f"seedResolutions reverted (tx {tx})")
+        return int(receipt["blockNumber"], 16)
 
     def payout_numerator(self, condition_id: str, index: int) -> int:
         selector = compiled().selector("payoutNumerators(bytes32,uint256)")

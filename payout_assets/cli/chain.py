@@ -1,0 +1,66 @@
+"""The chain source's part of ``payout-backfill run``: register the block ranges up to the
+finalized block, then scan every range not yet complete, up to ten ranges per run (as a UI
+backfill would), alongside the subgraph's shards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import dagster as dg
+
+from payout_assets.cli import launcher
+from payout_assets.defs.polygon import (
+    RANGES_PER_RUN,
+    polygon_condition_resolutions,
+    register_block_ranges,
+)
+from payout_assets.defs.resources import polygon_resource
+from payout_assets.sources.polygon.errors import RpcError
+from payout_assets.sources.polygon.resource import PolygonResource
+from payout_assets.sources.polygon.scan import finalized_block
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+class ScanNotStarted(RuntimeError):
+    """The provider could not be asked for its finalized block: nothing was launched."""
+
+
+def _resolved() -> PolygonResource:
+    resource = polygon_resource()
+    return resource.process_config_and_initialize()  # EnvVar fields read now, as a run would
+
+
+def ranges_to_scan(instance: dg.DagsterInstance) -> tuple[list[str], int]:
+    """Every range never materialised, and the newest (open) one; and the finalized block."""
+    polygon = _resolved()
+    try:
+        with polygon.client() as client:
+            final, _how = finalized_block(client)
+    except RpcError as exc:
+        raise ScanNotStarted(
+            f"the Polygon provider did not give its finalized block: {exc}"
+        ) from None
+    keys = register_block_ranges(instance, polygon, final.number)
+    done = instance.get_materialized_partitions(polygon_condition_resolutions.key)
+    return [k for k in keys if k not in done or k == keys[-1]], final.number
+
+
+def start_scans(
+    instance: dg.DagsterInstance, log_dir: Path, say: Callable[[str], None]
+) -> dict[str, BaseProcess]:
+    """One ``scan_polygon`` run per group of up to ten consecutive ranges to scan."""
+    keys, finalized = ranges_to_scan(instance)
+    say(f"scanning {len(keys)} Polygon block ranges up to finalized block {finalized:,}")
+    procs: dict[str, BaseProcess] = {}
+    for start in range(0, len(keys), RANGES_PER_RUN):
+        group = keys[start : start + RANGES_PER_RUN]
+        name = f"polygon {group[0]}..{group[-1]}" if len(group) > 1 else f"polygon {group[0]}"
+        tags = {RANGE_START_TAG: group[0], RANGE_END_TAG: group[-1]}
+        procs[name] = launcher.start(
+            "scan_polygon", None, log_dir / f"{name}.log".replace(" ", "-"), tags
+        )
+    return procs

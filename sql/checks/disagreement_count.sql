@@ -1,0 +1,1 @@
+SELECT count() FROM payout_backfill.source_disagreements
