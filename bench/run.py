@@ -43,6 +43,7 @@ from typing import Any
 import psutil
 
 from bench.baseline import run_baseline
+from bench.chain import chain_table, run_chain_bench
 from bench.procs import TreeSampler
 from bench.report import build_report
 from bench.scenario import (
@@ -390,6 +391,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also run the main scenario with this regression injected (repeatable)",
     )
     parser.add_argument("--ingest-rows", type=int, default=200_000, help="0 skips")
+    parser.add_argument(
+        "--chain-blocks", type=int, default=1_000_000, help="the chain scenario's blocks; 0 skips"
+    )
+    parser.add_argument("--chain-resolutions", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results")
     parser.add_argument("--quiet", action="store_true", help="do not echo the CLI's output")
     parser.add_argument(
@@ -435,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     outcomes: list[Outcome] = []
     ingest: dict[str, Any] = {}
+    chain: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="payout-bench-"))
     if args.keep:
         print(f"scratch (kept): {workdir}", flush=True)
@@ -462,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.ingest_rows:
             print(f"== ClickHouse ingest: {args.ingest_rows:,} staging rows", flush=True)
             ingest = run_ingest(workdir, args.ingest_rows)
+        if args.chain_blocks:
+            chain = run_chain_bench(
+                workdir, args.chain_blocks, args.chain_resolutions, args.max_rps, not args.quiet
+            )
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -470,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     # the smallest: the strictest allowance, and the first run also pays cold page caches
     fixed_s = min((o.wall_s - o.scenario.floor_s for o in fixed), default=None)
     text, data = build_report(outcomes, fixed_s, ingest, args)
+    if chain:
+        text += "\n\n" + chain_table(chain)
+        data["chain"] = chain
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(text + "\n")
     (args.out / "latest.json").write_text(json.dumps(data, indent=2) + "\n")

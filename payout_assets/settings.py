@@ -386,7 +386,12 @@ def _server_unreachable() -> str | None:
 
 
 def reach_problems() -> list[str]:
-    problems = [_endpoint_unreachable(), _server_unreachable()]
+    """The subgraph (when it is a source) and a ClickHouse server answer; the ids file reads.
+    The chain provider's reachability is the scan's own first call, which names the source."""
+    problems = [
+        _endpoint_unreachable() if source_enabled("goldsky") else None,
+        _server_unreachable(),
+    ]
     if ids := _env("PAYOUT_IDS_FILE"):
         problems.append(ids_file_problem(ids))
     return [p for p in problems if p]

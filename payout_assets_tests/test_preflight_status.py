@@ -28,6 +28,7 @@ from payout_assets.preflight import run as pf_run
 from payout_assets.sources.goldsky.client import ClientSettings, Dialect, SubgraphMeta
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
+from payout_assets.sources.polygon.resource import PolygonResource
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.sql import load_sql
@@ -287,8 +288,12 @@ def test_scrub_removes_every_secret() -> None:
 
 
 def test_preflight_job_passes_and_fails_with_the_table(
-    pnl_sim: Simulator, demo_store: ClickHouseStore, instance: dg.DagsterInstance
+    pnl_sim: Simulator,
+    demo_store: ClickHouseStore,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PAYOUT_SOURCES", "goldsky")
 
     def execute(endpoint: str) -> dg.ExecuteInProcessResult:
         return preflight_job.execute_in_process(
@@ -296,6 +301,8 @@ def test_preflight_job_passes_and_fails_with_the_table(
                 "clickhouse": ClickHouseResource(dsn=demo_store.dsn),
                 "goldsky": GoldskyResource(endpoint=endpoint, max_rps=200.0),
                 "id_source": IdSourceResource(),
+                # the chain's checks are test_polygon_preflight's; here only the subgraph's run
+                "polygon": PolygonResource(rpc_url="http://127.0.0.1:9/unused"),
             },
             instance=instance,
             raise_on_error=False,

@@ -156,11 +156,14 @@ def use_local_chain(url: str) -> None:
 
 
 def source_rows(store: ClickHouseStore) -> list[tuple[str, str]]:
-    """The truth view by source, and the disagreements between sources, for the demo's report."""
+    """The backfill's ids by the source that resolved them (the ledger beside the truth view),
+    and the disagreements between sources, for the demo's report."""
+    snapshot = tables.current_snapshot(store)
+    by_source = chain.resolved_by(store, snapshot.generation) if snapshot else {}
     return [
         *(
-            (f"vw_resolutions_truth from {source}", f"{n:,}")
-            for source, n, _ in tables.truth_summary(store)
+            (f"ids resolved by {source or 'no source yet'}", f"{n:,}")
+            for source, n in sorted(by_source.items(), key=lambda item: item[0] or "~")
         ),
         ("payout_backfill.source_disagreements", f"{chain.disagreement_count(store):,}"),
     ]

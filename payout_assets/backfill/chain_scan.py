@@ -13,15 +13,14 @@ import logging
 from dataclasses import dataclass, field
 
 from payout_assets.sources.polygon.rpc import RpcClient
-from payout_assets.sources.polygon.scan import (
-    RangeSizer,
-    blocks,
-    finalized_block,
-    scan,
-)
+from payout_assets.sources.polygon.scan import Block, Chunk, RangeSizer, blocks, scan
 from payout_assets.warehouse import chain
 from payout_assets.warehouse.chain import BlockRange
 from payout_assets.warehouse.store import ClickHouseStore
+
+# A write (one engine session, one pandera frame, one checkpoint) per batch of ranges, or sooner
+# at this many events: a killed run reads at most one batch again.
+WRITE_ROWS = 5_000
 
 
 @dataclass
@@ -66,9 +65,11 @@ def scan_block_range(
     block_range: BlockRange,
     run_id: str,
     log: logging.Logger,
+    finalized: tuple[Block, str],
 ) -> RangeReport:
+    """Scan ``block_range`` up to ``finalized`` (pinned once per run, with how it was chosen)."""
     settings = client.settings
-    final, finality = finalized_block(client)
+    final, finality = finalized
     report = RangeReport(block_range, final.number, finality)
     done = chain.scanned_to(store, block_range)
     if done is not None and done >= block_range.last:
@@ -89,11 +90,21 @@ def scan_block_range(
     sizer = RangeSizer(settings.max_range, chain.remembered_range(store))
     if start <= target:
         report.scanned_from = start
-        for chunk in scan(client, settings.ctf_address, start, target, sizer):
-            chain.write_chunk(store, block_range, chunk, sizer.current, run_id)
-            report.chunks += 1
-            report.events += len(chunk.resolutions)
-            report.scanned_to = chunk.last
+        # only a range the scan leaves open is continued later: its end's hash is what the next
+        # run checks for a reorg; a complete range is scanned anew if ever asked again
+        chunks = scan(
+            client, settings.ctf_address, start, target, sizer, hash_end=target < block_range.last
+        )
+        pending: list[Chunk] = []
+        for chunk in chunks:
+            pending.append(chunk)
+            full = sum(len(c.resolutions) for c in pending) >= WRITE_ROWS
+            if full or len(pending) >= settings.calls_per_batch or chunk.last == target:
+                chain.write_chunks(store, block_range, pending, sizer.current, run_id)
+                report.chunks += len(pending)
+                report.events += sum(len(c.resolutions) for c in pending)
+                report.scanned_to = chunk.last
+                pending = []
     else:
         report.scanned_to = done
     report.rpc_range = sizer.current

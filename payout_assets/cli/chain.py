@@ -13,7 +13,7 @@ import dagster as dg
 from payout_assets.cli import launcher
 from payout_assets.defs.polygon import (
     RANGES_PER_RUN,
-    polygon_condition_resolutions,
+    ranges_to_scan,
     register_block_ranges,
 )
 from payout_assets.defs.resources import polygon_resource
@@ -34,8 +34,8 @@ def _resolved() -> PolygonResource:
     return resource.process_config_and_initialize()  # EnvVar fields read now, as a run would
 
 
-def ranges_to_scan(instance: dg.DagsterInstance) -> tuple[list[str], int]:
-    """Every range never materialised, and the newest (open) one; and the finalized block."""
+def _plan(instance: dg.DagsterInstance) -> tuple[list[str], int]:
+    """The ranges to scan (see ``ranges_to_scan``) and the finalized block."""
     polygon = _resolved()
     try:
         with polygon.client() as client:
@@ -45,15 +45,14 @@ def ranges_to_scan(instance: dg.DagsterInstance) -> tuple[list[str], int]:
             f"the Polygon provider did not give its finalized block: {exc}"
         ) from None
     keys = register_block_ranges(instance, polygon, final.number)
-    done = instance.get_materialized_partitions(polygon_condition_resolutions.key)
-    return [k for k in keys if k not in done or k == keys[-1]], final.number
+    return ranges_to_scan(instance, keys), final.number
 
 
 def start_scans(
     instance: dg.DagsterInstance, log_dir: Path, say: Callable[[str], None]
 ) -> dict[str, BaseProcess]:
     """One ``scan_polygon`` run per group of up to ten consecutive ranges to scan."""
-    keys, finalized = ranges_to_scan(instance)
+    keys, finalized = _plan(instance)
     say(f"scanning {len(keys)} Polygon block ranges up to finalized block {finalized:,}")
     procs: dict[str, BaseProcess] = {}
     for start in range(0, len(keys), RANGES_PER_RUN):

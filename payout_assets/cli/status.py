@@ -27,6 +27,7 @@ from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
 from payout_assets.defs.partitions import shard_key
 from payout_assets.redact import redact
 from payout_assets.settings import clickhouse_dsn, dagster_home, shard_count
+from payout_assets.warehouse import chain
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 PARTITION_TAG = "dagster/partition"
@@ -81,6 +82,7 @@ class StatusReport:
     eta_s: float | None = None
     active: bool = False
     messages: list[str] = field(default_factory=list)
+    chain: dict[str, int] | None = None  # the Polygon scan's progress (warehouse.chain)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +161,7 @@ class _StoreView:
     ids: dict[str, int] = field(default_factory=dict)
     staged: dict[str, list[_Staged]] = field(default_factory=dict)
     message: str | None = None
+    chain: dict[str, int] | None = None
 
 
 def read_store(store: ClickHouseStore) -> _StoreView:
@@ -166,6 +169,8 @@ def read_store(store: ClickHouseStore) -> _StoreView:
     view = _StoreView()
     with store.session():
         tables = {r[0] for r in store.query_file("status/pipeline_tables.sql")}
+        if "polygon_scan_chunks" in tables:
+            view.chain = chain.scan_status(store)
         if "snapshots" not in tables or "missing_condition_ids" not in tables:
             view.message = (
                 "no snapshot yet: `payout-backfill run` (or materialising missing_condition_ids) "
@@ -245,6 +250,7 @@ def collect_status(
             view.message = f"ClickHouse unavailable, counts not shown: {exc}"
     if view.message:
         report.messages.append(view.message)
+    report.chain = view.chain
     report.snapshot = view.snapshot
     if view.snapshot is not None and view.snapshot["shard_count"] != len(keys):
         report.messages.append(
@@ -332,6 +338,13 @@ def render(report: StatusReport) -> str:
             f"{sum(s.ids or 0 for s in report.shards):,} to fetch in {snap['shard_count']} shards"
         )
     lines.append(f"store {report.store}   DAGSTER_HOME {report.dagster_home}")
+    if report.chain and report.chain["ranges"]:
+        c = report.chain
+        lines.append(
+            f"polygon scan: {c['ranges']:,} block ranges, blocks {c['first_block']:,}.."
+            f"{c['last_block']:,} covered ({c['blocks_covered']:,} blocks), "
+            f"{c['events']:,} ConditionResolution events found"
+        )
     lines.extend(f"note: {m}" for m in report.messages)
     header = ("shard", "state", "ids", "rows", "resolved", "rejected", "last run", "rate")
     rows: list[tuple[str, ...]] = []

@@ -41,6 +41,14 @@ def register_block_ranges(
     return keys
 
 
+def ranges_to_scan(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """Of ``keys`` (oldest first): every range never materialised, and the newest one that was,
+    which the last scan may have left open (it stopped at that run's finalized block)."""
+    done = instance.get_materialized_partitions(polygon_condition_resolutions.key)
+    scanned = [k for k in keys if k in done]
+    return [k for k in keys if k not in done or (scanned and k == scanned[-1])]
+
+
 def _report_rows(reports: list[RangeReport]) -> list[tuple[object, ...]]:
     return [
         (
@@ -89,9 +97,15 @@ def polygon_condition_resolutions(
     with polygon.client(context.log) as client:
         try:
             check_chain(client, polygon.ctf_address)
+            finalized = finalized_block(client)  # one pin for every range of the run
             for key in context.partition_keys:
                 report = scan_block_range(
-                    store, client, BlockRange.from_key(key), context.run.run_id, context.log
+                    store,
+                    client,
+                    BlockRange.from_key(key),
+                    context.run.run_id,
+                    context.log,
+                    finalized,
                 )
                 reports.append(report)
                 context.log.info(
@@ -170,6 +184,7 @@ def polygon_hourly_scan(context: dg.ScheduleEvaluationContext, polygon: PolygonR
     with polygon.client() as client:
         final, _how = finalized_block(client)
     keys = register_block_ranges(context.instance, polygon, final.number)
-    done = context.instance.get_materialized_partitions(polygon_condition_resolutions.key)
-    wanted = [k for k in keys if k not in done or k == keys[-1]]
-    return [dg.RunRequest(run_key=f"{key}@{final.number}", partition_key=key) for key in wanted]
+    return [
+        dg.RunRequest(run_key=f"{key}@{final.number}", partition_key=key)
+        for key in ranges_to_scan(context.instance, keys)
+    ]

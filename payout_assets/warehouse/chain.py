@@ -94,33 +94,37 @@ def rewind(store: ClickHouseStore, block_range: BlockRange, after: int | None) -
     return int(stale)
 
 
-def write_chunk(
+def write_chunks(
     store: ClickHouseStore,
     block_range: BlockRange,
-    chunk: Chunk,
+    chunks: Sequence[Chunk],
     rpc_range: int,
     run_id: str,
 ) -> None:
-    """The chunk's rows (and the deletion of rows for logs marked removed), then its
-    checkpoint, in one engine session."""
-    rows = to_rows(chunk.resolutions, block_range.key, run_id, new_version())
+    """The chunks' rows (and the deletion of rows for logs marked removed), then their
+    checkpoints, in one engine session."""
+    events = [e for c in chunks for e in c.resolutions]
+    removed = [e for c in chunks for e in c.removed]
+    rows = to_rows(events, block_range.key, run_id, new_version())
+    now = now_utc()
     with store.session():
-        if chunk.removed:
-            store.run_file("polygon/delete_removed.sql", {"removed": _keys(chunk.removed)})
+        if removed:
+            store.run_file("polygon/delete_removed.sql", {"removed": _keys(removed)})
         store.insert(RESOLUTIONS, rows, COLUMNS)
         store.insert(
             CHUNKS,
             [
                 (
                     block_range.key,
-                    chunk.first,
-                    chunk.last,
-                    chunk.last_hash,
-                    len(rows),
+                    c.first,
+                    c.last,
+                    c.last_hash,
+                    len(c.resolutions),
                     rpc_range,
                     run_id,
-                    now_utc(),
+                    now,
                 )
+                for c in chunks
             ],
             CHUNK_COLUMNS,
         )
@@ -157,3 +161,9 @@ def disagreement_count(store: ClickHouseStore) -> int:
     """Rows of payout_backfill.source_disagreements: pairs of sources that disagree."""
     ((count,),) = store.query_file("checks/disagreement_count.sql")
     return int(count)
+
+
+def resolved_by(store: ClickHouseStore, generation: str) -> dict[str, int]:
+    """The generation's ids by the source that resolved them ('' = none yet)."""
+    rows = store.query_file("checks/resolved_by.sql", {"generation": generation})
+    return {str(source): int(n) for source, n in rows}

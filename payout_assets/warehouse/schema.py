@@ -28,6 +28,7 @@ SCHEMA_FILES = (
     "views/ledger_latest.sql",
     "views/vw_resolutions_truth.sql",
     "views/source_disagreements.sql",
+    "views/ledger_resolved_by.sql",
 )
 VERSION_TABLE = "payout_backfill.schema_version"
 

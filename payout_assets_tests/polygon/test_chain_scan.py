@@ -11,7 +11,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from payout_assets.defs.polygon import polygon_condition_resolutions, register_block_ranges
+from payout_assets.defs.polygon import (
+    polygon_condition_resolutions,
+    polygon_hourly_scan,
+    register_block_ranges,
+)
 from payout_assets.sources.polygon.events import CONDITION_RESOLUTION_TOPIC
 from payout_assets.sources.polygon.resource import PolygonResource
 from payout_assets.warehouse.store import ClickHouseStore
@@ -214,3 +218,24 @@ def test_view_precedence_and_the_disagreements(node: LocalPolygon, pipeline: Pip
     )
     assert disagreements == [(both.condition_id, "goldsky", [0, 1], 1, "polygon", [1, 0], 1)]
     assert polygon_condition_resolutions.partitions_def is not None
+
+
+def test_the_hourly_schedule_registers_new_ranges_and_asks_for_the_open_ones(
+    node: LocalPolygon, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYOUT_SOURCES", "goldsky,polygon")
+    node.mine(12)
+    polygon = PolygonResource(rpc_url=node.url, start_block=0, range_blocks=5)
+    context = dg.build_schedule_context(instance=pipeline.instance)
+    first = polygon_hourly_scan(context, polygon=polygon)
+    keys = pipeline.instance.get_dynamic_partitions("polygon_block_ranges")
+    assert [r.partition_key for r in first] == keys  # nothing scanned yet: every range
+    pipeline.polygon_url = node.url
+    pipeline.polygon_overrides = {"range_blocks": 5}
+    assert pipeline.scan(*keys).success
+    node.mine(10)
+    second = polygon_hourly_scan(context, polygon=polygon)
+    new_keys = pipeline.instance.get_dynamic_partitions("polygon_block_ranges")
+    assert len(new_keys) > len(keys)
+    # the open range of the last scan (continued) and the ranges that did not exist then
+    assert [r.partition_key for r in second] == new_keys[len(keys) - 1 :]

@@ -49,6 +49,12 @@ def test_both_sources_land_in_the_view_with_their_disagreements(
         code = run(cli("run"), env, log, timeout=600)
     output = log.read_text()
     assert code == 0, output[-3000:]
+    status_log = tmp_path / "status.log"
+    assert run(cli("status"), env, status_log, timeout=120) == 0
+    assert (
+        f"blocks 0..{chain_node.finalized():,} covered ({chain_node.finalized() + 1:,} blocks), "
+        f"{seeded.resolutions:,} ConditionResolution events found"
+    ) in status_log.read_text()
     by_source = {s: n for s, n, _ in tables.truth_summary(store)}
     assert set(by_source) == {"market_resolutions_final", "polygon", "goldsky"}
     ((chain_rows,),) = store.query_rows(
@@ -56,6 +62,15 @@ def test_both_sources_land_in_the_view_with_their_disagreements(
     )
     assert chain_rows == seeded.resolutions
     assert chain.disagreement_count(store) >= seeded.disagreeing > 0
+    # ids only the chain resolved were still asked of the subgraph, which called them unresolved
+    snapshot = tables.current_snapshot(store)
+    assert snapshot is not None
+    ((asked_anyway,),) = store.query_rows(
+        "SELECT count() FROM payout_backfill.ledger_resolved_by WHERE generation = {g:String}"
+        " AND resolved_by = 'polygon' AND state = 'unresolved'",
+        {"g": snapshot.generation},
+    )
+    assert asked_anyway == seeded.chain_only
     # the chain's ranges are partitions of the instance, each materialised
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     try:

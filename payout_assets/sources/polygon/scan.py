@@ -172,9 +172,15 @@ def _decode_all(logs: Any, first: int, last: int) -> list[ChainResolution]:
 
 
 def scan(
-    client: RpcClient, address: str, first: int, last: int, sizer: RangeSizer
+    client: RpcClient,
+    address: str,
+    first: int,
+    last: int,
+    sizer: RangeSizer,
+    hash_end: bool = True,
 ) -> Iterator[Chunk]:
-    """Chunks covering ``first..last`` in block order, each block in exactly one chunk.
+    """Chunks covering ``first..last`` in block order, each block in exactly one chunk; with
+    ``hash_end``, the last one carries the hash of block ``last`` (one header call).
 
     When the provider refuses one range of a batch, the ranges after it that it did answer are
     kept for when the scan reaches them, so no range is read twice."""
@@ -183,7 +189,7 @@ def scan(
     while next_block <= last:
         if next_block in ahead:
             chunk = ahead.pop(next_block)
-            _complete(client, [chunk], final=chunk.last == last)
+            _complete(client, [chunk], final=hash_end and chunk.last == last)
             yield chunk
             next_block = chunk.last + 1
             continue
@@ -227,7 +233,7 @@ def scan(
                 ahead[a] = chunk
             else:
                 chunks.append(chunk)
-        _complete(client, chunks, final=bool(chunks) and chunks[-1].last == last)
+        _complete(client, chunks, final=hash_end and bool(chunks) and chunks[-1].last == last)
         for chunk in chunks:
             yield chunk
             next_block = chunk.last + 1
