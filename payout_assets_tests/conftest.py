@@ -59,6 +59,18 @@ ALL_ASSETS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_defs_state_storage_from_another_test() -> Iterator[None]:
+    """Each test starts with no current DefsStateStorage. Dagster keeps the storage of the last
+    instance entered in a context variable; one a previous test left behind (its instance gone)
+    makes loading definitions fail with "Attempted to resolve undefined DagsterInstance
+    weakref", depending on which test ran before in the same process (seen under xdist)."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ClickHouseStore:
     s = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")

@@ -376,15 +376,16 @@ class RateLimiter:
         self._accepted: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def allow(self, now: float | None = None) -> bool:
+    def allow(self, now: float | None = None, weight: int = 1) -> bool:
+        """Accept ``weight`` requests at once (a JSON-RPC batch of that many calls) or none."""
         t = time.monotonic() if now is None else now
         with self._lock:
             horizon = t - self.window_s
             while self._accepted and self._accepted[0] <= horizon:
                 self._accepted.popleft()
-            if len(self._accepted) >= self.requests:
+            if len(self._accepted) + weight > max(self.requests, weight):
                 return False
-            self._accepted.append(t)
+            self._accepted.extend([t] * weight)
             return True
 
     def reset(self) -> None:

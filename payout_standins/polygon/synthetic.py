@@ -15,12 +15,11 @@ import bisect
 import hashlib
 import json
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from payout_standins.goldsky.faults import RateLimiter
 from payout_standins.polygon.abi import encode
 from payout_standins.polygon.chain import CHAIN_ID, CTF_ADDRESS
 
@@ -51,7 +50,7 @@ class SyntheticChain:
         self.ranges_served: list[tuple[int, int]] = []
         self.calls = 0
         self.refused_429 = 0
-        self._window: deque[float] = deque()
+        self._limit = RateLimiter(max(1, int(rules.max_rps)), 1.0)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -107,16 +106,13 @@ class SyntheticChain:
 
     def _admit(self, calls: int) -> bool:
         """The server's own rate limit: at most max_rps calls in any one-second window."""
-        now = time.monotonic()
-        with self._lock:
-            while self._window and now - self._window[0] >= 1.0:
-                self._window.popleft()
-            if len(self._window) + calls > max(self.rules.max_rps, calls):
+        if not self._limit.allow(weight=calls):
+            with self._lock:
                 self.refused_429 += 1
-                return False
-            self._window.extend([now] * calls)
+            return False
+        with self._lock:
             self.calls += calls
-            return True
+        return True
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         method, params = request.get("method"), request.get("params") or []

@@ -22,14 +22,6 @@ from typing import Any
 
 import httpx
 from gql import GraphQLRequest
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from payout_assets.redact import redact
 from payout_assets.sources.goldsky import documents
@@ -42,6 +34,7 @@ from payout_assets.sources.goldsky.errors import (
     TransientGoldskyError,
 )
 from payout_assets.sources.rate import host_limiter
+from payout_assets.sources.retry import RetryPolicy
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import RawCondition
 
@@ -133,6 +126,14 @@ class GoldskyClient:
         self._cancelled = threading.Event()
         self.requests_sent = 0
         self.retries = 0
+        self._retry = RetryPolicy.of(
+            "goldsky",
+            TransientGoldskyError,
+            settings,
+            self.log,
+            sleep=self._sleep,
+            on_retry=self._count_retry,
+        )
 
     def cancel(self) -> None:
         """Stop every request of this client soon: queued attempts and backoff sleeps end with a
@@ -272,17 +273,7 @@ class GoldskyClient:
             data = self._post(body, condition_ids)
             return parse(data) if parse is not None else data
 
-        # stop_before_delay, not stop_after_delay: a backoff (or a long Retry-After) that would
-        # end past the budget stops the retries now instead of sleeping beyond max_retry_s.
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.max_attempts)
-            | stop_before_delay(self.settings.max_retry_s),
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientGoldskyError),
-            before_sleep=self._before_sleep,
-            sleep=self._sleep,
-            reraise=True,
-        )
+        retrying = self._retry.retrying()
         started = time.monotonic()
         try:
             return retrying(attempt)
@@ -295,24 +286,9 @@ class GoldskyClient:
                 condition_ids=condition_ids or exc.condition_ids,
             ) from exc
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_random_exponential(
-            multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
-        )(state)
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after_s", None)
-        return max(backoff, retry_after) if retry_after is not None else backoff
-
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _count_retry(self) -> None:
         with self._stats_lock:
             self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        self.log.warning(
-            "goldsky: attempt %d failed (%s); retrying in %.2fs",
-            state.attempt_number,
-            exc,
-            state.next_action.sleep if state.next_action else 0.0,
-        )
 
     def _post(self, body: bytes, condition_ids: Sequence[str]) -> Mapping[str, Any]:
         if self._cancelled.is_set():

@@ -22,14 +22,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
 
 from payout_assets.redact import redact
 from payout_assets.sources.polygon.errors import (
@@ -42,6 +34,7 @@ from payout_assets.sources.polygon.errors import (
 )
 from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
 from payout_assets.sources.rate import host_limiter
+from payout_assets.sources.retry import RetryPolicy
 
 Call = tuple[str, Sequence[Any]]
 
@@ -110,6 +103,9 @@ class RpcClient:
         self._ids = itertools.count(1)
         self.requests_sent = 0  # calls, not POSTs: what the provider's rate limit counts
         self.retries = 0
+        self._retry = RetryPolicy.of(
+            "polygon", TransientRpcError, settings, self.log, on_retry=self._count_retry
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -135,14 +131,7 @@ class RpcClient:
         does not fail the others. Transient failures of the whole POST are retried."""
         if not calls:
             return []
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.max_attempts)
-            | stop_before_delay(self.settings.max_retry_s),
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientRpcError),
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
+        retrying = self._retry.retrying()
         started = time.monotonic()
         try:
             return retrying(self._post_batch, calls)
@@ -226,25 +215,8 @@ class RpcClient:
                 out.append(item.get("result"))
         return out
 
-    # -- retries ------------------------------------------------------------------------------
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_random_exponential(
-            multiplier=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
-        )(state)
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after_s", None)
-        return max(backoff, retry_after) if retry_after is not None else backoff
-
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _count_retry(self) -> None:
         self.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        self.log.warning(
-            "polygon: attempt %d failed (%s); retrying in %.2fs",
-            state.attempt_number,
-            exc,
-            state.next_action.sleep if state.next_action else 0.0,
-        )
 
 
 def result_or_raise(result: Any) -> Any:
