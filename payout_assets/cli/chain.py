@@ -11,15 +11,10 @@ from pathlib import Path
 import dagster as dg
 
 from payout_assets.cli import launcher
-from payout_assets.defs.polygon import (
-    RANGES_PER_RUN,
-    ranges_to_scan,
-    register_block_ranges,
-)
+from payout_assets.defs.polygon import RANGES_PER_RUN, plan_scan
 from payout_assets.defs.resources import polygon_resource
 from payout_assets.sources.polygon.errors import RpcError
 from payout_assets.sources.polygon.resource import PolygonResource
-from payout_assets.sources.polygon.scan import finalized_block
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -35,17 +30,13 @@ def _resolved() -> PolygonResource:
 
 
 def _plan(instance: dg.DagsterInstance) -> tuple[list[str], int]:
-    """The ranges to scan (see ``ranges_to_scan``) and the finalized block."""
-    polygon = _resolved()
+    """``plan_scan`` with the environment's provider; no finalized block, no scan."""
     try:
-        with polygon.client() as client:
-            final, _how = finalized_block(client)
+        return plan_scan(instance, _resolved())
     except RpcError as exc:
         raise ScanNotStarted(
             f"the Polygon provider did not give its finalized block: {exc}"
         ) from None
-    keys = register_block_ranges(instance, polygon, final.number)
-    return ranges_to_scan(instance, keys), final.number
 
 
 def start_scans(

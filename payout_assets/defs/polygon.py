@@ -41,12 +41,17 @@ def register_block_ranges(
     return keys
 
 
-def ranges_to_scan(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
-    """Of ``keys`` (oldest first): every range never materialised, and the newest one that was,
-    which the last scan may have left open (it stopped at that run's finalized block)."""
+def plan_scan(instance: dg.DagsterInstance, polygon: PolygonResource) -> tuple[list[str], int]:
+    """What the hourly schedule and ``payout-backfill run`` scan: the provider's finalized
+    block is read, the ranges up to it registered, and of those (oldest first) every range
+    never materialised is returned with the newest one that was, which the last scan may have
+    left open (it stopped at that run's finalized block); and the finalized block."""
+    with polygon.client() as client:
+        final, _how = finalized_block(client)
+    keys = register_block_ranges(instance, polygon, final.number)
     done = instance.get_materialized_partitions(polygon_condition_resolutions.key)
     scanned = [k for k in keys if k in done]
-    return [k for k in keys if k not in done or (scanned and k == scanned[-1])]
+    return [k for k in keys if k not in done or (scanned and k == scanned[-1])], final.number
 
 
 def _report_rows(reports: list[RangeReport]) -> list[tuple[object, ...]]:
@@ -181,10 +186,5 @@ scan_polygon = dg.define_asset_job(
 def polygon_hourly_scan(context: dg.ScheduleEvaluationContext, polygon: PolygonResource):
     if not source_enabled("polygon"):
         return dg.SkipReason("PAYOUT_SOURCES does not include polygon")
-    with polygon.client() as client:
-        final, _how = finalized_block(client)
-    keys = register_block_ranges(context.instance, polygon, final.number)
-    return [
-        dg.RunRequest(run_key=f"{key}@{final.number}", partition_key=key)
-        for key in ranges_to_scan(context.instance, keys)
-    ]
+    keys, finalized = plan_scan(context.instance, polygon)
+    return [dg.RunRequest(run_key=f"{key}@{finalized}", partition_key=key) for key in keys]

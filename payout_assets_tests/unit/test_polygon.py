@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from payout_assets.sources.polygon.errors import (
+    MethodNotSupportedError,
     PermanentRpcError,
     RangeTooLargeError,
     TransientRpcError,
@@ -86,7 +87,10 @@ def test_decode_refuses_a_log_that_is_not_the_event(
         ({"code": -32602, "message": "block range exceeds limit of 10000"}, RangeTooLargeError),
         ({"code": -32000, "message": "exceed maximum block range: 5000"}, RangeTooLargeError),
         ({"code": -32005, "message": "daily request limit exceeded"}, TransientRpcError),
-        ({"code": -32601, "message": "the method eth_getLogs does not exist"}, PermanentRpcError),
+        (
+            {"code": -32601, "message": "the method eth_getLogs does not exist"},
+            MethodNotSupportedError,
+        ),
         ({"code": -32000, "message": "header not found"}, TransientRpcError),
     ],
 )

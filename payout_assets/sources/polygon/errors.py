@@ -39,6 +39,10 @@ class PermanentRpcError(RpcError):
     """Retrying cannot help: wrong chain, no contract, method not supported, bad request."""
 
 
+class MethodNotSupportedError(PermanentRpcError):
+    """JSON-RPC -32601: the provider does not serve the method at all."""
+
+
 _RANGE = re.compile(
     r"block range|range (is )?too (large|wide|big)|exceed(s|ed)? (the )?maximum block range"
     r"|more than \d+ results|too many (results|logs)|response size|query timeout|limit of \d+",
@@ -57,7 +61,9 @@ def classify_error(error: Mapping[str, Any], method: str) -> RpcError:
     if _RATE.search(message) or code == 429:
         return TransientRpcError(text)
     if code == -32601:
-        return PermanentRpcError(f"{text}: the provider does not support {method}; use another")
+        return MethodNotSupportedError(
+            f"{text}: the provider does not support {method}; use another"
+        )
     if code in (-32600, -32602):
         return PermanentRpcError(f"{text}: the provider refused the request as invalid")
     # -32000 and the server-defined range (-32099..-32000) cover overload, missing headers of

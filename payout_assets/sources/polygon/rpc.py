@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -64,9 +64,6 @@ class RpcSettings:
     @property
     def calls_per_batch(self) -> int:
         return max(1, min(self.batch_size, int(self.max_rps)))
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -122,9 +119,7 @@ class RpcClient:
     def call(self, method: str, *params: Any) -> Any:
         """One call; its error raised as the matching :class:`RpcError`."""
         (result,) = self.batch([(method, params)])
-        if isinstance(result, RpcError):
-            raise result
-        return result
+        return result_or_raise(result)
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
         """Each call's result, or its :class:`RpcError` in its place: an element that failed

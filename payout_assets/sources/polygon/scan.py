@@ -15,6 +15,7 @@ from typing import Any
 
 from payout_assets.sources.polygon.errors import (
     BatchRefusedError,
+    MethodNotSupportedError,
     PermanentRpcError,
     RangeTooLargeError,
     RpcError,
@@ -118,9 +119,9 @@ def finalized_block(client: RpcClient) -> tuple[Block, str]:
     or (for a node without it) the head minus ``finality_depth`` blocks."""
     try:
         return block(client, "finalized"), "finalized tag"
-    except (PermanentRpcError, RpcError) as exc:
-        if isinstance(exc, PermanentRpcError) and "does not support" in str(exc):
-            raise
+    except MethodNotSupportedError:
+        raise
+    except RpcError:
         depth = client.settings.finality_depth
         head = int(client.call("eth_blockNumber"), 16)
         return block(client, max(0, head - depth)), f"head {head:,} - {depth} (no finalized tag)"
