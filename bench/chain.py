@@ -20,6 +20,7 @@ from payout_standins.procs import stop_group
 RANGE_BLOCKS = (
     100_000  # partitions of 100,000 blocks: the 1,000,000-block chain is 10 ranges, 1 run
 )
+FIXED_RUNS = 3
 
 
 def _env(home: Path, url: str, max_rps: float, tmp: Path) -> dict[str, str]:
@@ -92,9 +93,12 @@ def run_chain_bench(
         f"== chain: {blocks:,} blocks, {resolutions:,} resolutions, POLYGON_MAX_RPS={max_rps:g}",
         flush=True,
     )
-    fixed = _one(
-        workdir, "fixed", SyntheticRules(blocks=10_000, resolutions=1_000, max_rps=max_rps), echo
-    )
+    # the fixed cost is mostly Dagster's start-up, which varies by a second or more from one
+    # run to the next on two cores: its median over FIXED_RUNS runs
+    tiny = SyntheticRules(blocks=10_000, resolutions=1_000, max_rps=max_rps)
+    fixed_runs = [_one(workdir, f"fixed-{i}", tiny, echo) for i in range(FIXED_RUNS)]
+    fixed = sorted(fixed_runs, key=lambda r: r["wall_s"])[FIXED_RUNS // 2]
+    fixed["walls_s"] = [r["wall_s"] for r in fixed_runs]
     main = _one(
         workdir,
         "main",
@@ -116,12 +120,15 @@ def chain_table(result: dict[str, Any]) -> str:
         ("exit code / rows landed", f"{main['exit_code']} / {main['rows']:,}"),
         ("wall", f"{main['wall_s']:.1f} s"),
         ("floor (ceil(blocks / 10,000) / rate)", f"{main['floor_s']:.1f} s"),
-        ("fixed cost (10,000-block chain, wall - floor)", f"{main['fixed_s']:.1f} s"),
+        ("fixed cost (10,000-block chain, median wall - floor)", f"{main['fixed_s']:.1f} s"),
         ("target (1.2 x floor + fixed)", f"{main['target_s']:.1f} s"),
         ("JSON-RPC calls (eth_getLogs)", f"{main['calls']:,} ({main['getlogs_calls']:,})"),
         ("block ranges read twice", f"{main['ranges_read_twice']}"),
         ("429s from the provider", f"{main['refused_429']}"),
-        ("fixed run: wall / exit code", f"{fixed['wall_s']:.1f} s / {fixed['exit_code']}"),
+        (
+            "fixed runs: walls / exit code",
+            f"{', '.join(f'{w:.1f}' for w in fixed['walls_s'])} s / {fixed['exit_code']}",
+        ),
         (
             "projected: full Polygon history at this rate",
             f"{main['projected_history_s'] / 60:.1f} min",

@@ -1,26 +1,37 @@
-"""One block range of the chain scan, from its checkpoint to the finalized block.
+"""The block ranges of one scan run, each from its checkpoint to the finalized block.
 
 * Never past the finalized block pinned at the start of the run.
 * A range scanned before is continued after its checkpoint, once the checkpoint's block hash is
   confirmed; a changed hash (a reorg) rewinds to the newest checkpoint that still holds.
 * A range already complete is scanned again from its start: that is what re-materialising it
   (a UI backfill over old ranges) asks for.
+* The provider is read one batch ahead of the writes (a thread fetches while the store writes),
+  so the scan keeps the request rate instead of waiting for the store between batches. Each
+  write holds rows then checkpoint: a killed run loses at most the batches not yet written.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from payout_assets.sources.polygon.errors import RpcError
 from payout_assets.sources.polygon.rpc import RpcClient
 from payout_assets.sources.polygon.scan import Block, Chunk, RangeSizer, blocks, scan
 from payout_assets.warehouse import chain
 from payout_assets.warehouse.chain import BlockRange
 from payout_assets.warehouse.store import ClickHouseStore
 
-# A write (one engine session, one pandera frame, one checkpoint) per batch of ranges, or sooner
-# at this many events: a killed run reads at most one batch again.
-WRITE_ROWS = 5_000
+# A write (one engine session, pandera frames of 5,000, one checkpoint) per this many ranges read,
+# or sooner at this many events: what a killed run reads again.
+WRITE_CHUNKS = 10
+WRITE_ROWS = 10_000
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,19 +70,18 @@ def _confirmed_checkpoint(
     return None
 
 
-def scan_block_range(
+def _prepare(
     store: ClickHouseStore,
     client: RpcClient,
-    block_range: BlockRange,
-    run_id: str,
+    report: RangeReport,
+    recorded_to: int | None,
     log: logging.Logger,
-    finalized: tuple[Block, str],
-) -> RangeReport:
-    """Scan ``block_range`` up to ``finalized`` (pinned once per run, with how it was chosen)."""
-    settings = client.settings
-    final, finality = finalized
-    report = RangeReport(block_range, final.number, finality)
-    done = chain.scanned_to(store, block_range)
+) -> int:
+    """Where the range's scan starts: after its confirmed checkpoint (``recorded_to``), or at
+    its first block; rows past that point are deleted first. Sets what the report says about
+    the checkpoint."""
+    block_range = report.block_range
+    done = recorded_to
     if done is not None and done >= block_range.last:
         report.rescanned = True
         done = None
@@ -84,29 +94,116 @@ def scan_block_range(
                 f"(a reorg); rescanning from block {(confirmed or block_range.first - 1) + 1:,}"
             )
             done = confirmed
-    report.stale_rows_deleted = chain.rewind(store, block_range, done)
-    start = block_range.first if done is None else done + 1
-    target = min(block_range.last, final.number)
-    sizer = RangeSizer(settings.max_range, chain.remembered_range(store))
-    if start <= target:
-        report.scanned_from = start
+    report.stale_rows_deleted = chain.rewind(store, block_range, done, recorded_to)
+    report.scanned_to = done
+    return block_range.first if done is None else done + 1
+
+
+def _chunks(
+    client: RpcClient, plans: Sequence[tuple[RangeReport, int, int]], sizer: RangeSizer
+) -> Iterator[tuple[RangeReport, Chunk]]:
+    for report, start, target in plans:
         # only a range the scan leaves open is continued later: its end's hash is what the next
         # run checks for a reorg; a complete range is scanned anew if ever asked again
-        chunks = scan(
-            client, settings.ctf_address, start, target, sizer, hash_end=target < block_range.last
-        )
-        pending: list[Chunk] = []
-        for chunk in chunks:
-            pending.append(chunk)
-            full = sum(len(c.resolutions) for c in pending) >= WRITE_ROWS
-            if full or len(pending) >= settings.calls_per_batch or chunk.last == target:
-                chain.write_chunks(store, block_range, pending, sizer.current, run_id)
-                report.chunks += len(pending)
-                report.events += sum(len(c.resolutions) for c in pending)
-                report.scanned_to = chunk.last
-                pending = []
-    else:
-        report.scanned_to = done
-    report.rpc_range = sizer.current
-    report.outcomes = chain.range_summary(store, block_range)
-    return report
+        hash_end = target < report.block_range.last
+        for chunk in scan(client, client.settings.ctf_address, start, target, sizer, hash_end):
+            yield report, chunk
+
+
+def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a thread up to ``depth`` ahead of the consumer. The producer's
+    exception is raised to the consumer after what came before it; a consumer that stops early
+    stops the producer at its next item."""
+    done = object()
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+            return
+        put(done)
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()  # a producer waiting on the provider is not waited for: it stops on its own
+
+
+def scan_block_ranges(
+    store: ClickHouseStore,
+    client: RpcClient,
+    ranges: Sequence[BlockRange],
+    run_id: str,
+    log: logging.Logger,
+    finalized: tuple[Block, str],
+) -> list[RangeReport]:
+    """Scan ``ranges`` (in order) up to ``finalized`` (pinned once per run, with how it was
+    chosen). Each report is complete once its range's writes are; a failure raises after every
+    batch read before it was written."""
+    settings = client.settings
+    final, finality = finalized
+    reports = [RangeReport(r, final.number, finality) for r in ranges]
+    with store.session():
+        sizer = RangeSizer(settings.max_range, chain.remembered_range(store))
+        recorded = chain.scanned_to(store, ranges)
+        starts = [
+            _prepare(store, client, report, recorded.get(report.block_range.key), log)
+            for report in reports
+        ]
+    plans = []
+    for report, start in zip(reports, starts, strict=True):
+        target = min(report.block_range.last, final.number)
+        if start <= target:
+            report.scanned_from = start
+            plans.append((report, start, target))
+    pending: list[tuple[RangeReport, Chunk]] = []
+
+    def write() -> None:
+        report, last = pending[-1]
+        chunks = [chunk for _, chunk in pending]
+        chain.write_chunks(store, report.block_range, chunks, sizer.current, run_id)
+        report.chunks += len(chunks)
+        report.events += sum(len(c.resolutions) for c in chunks)
+        report.scanned_to = last.last
+        pending.clear()
+
+    try:
+        for report, chunk in read_ahead(_chunks(client, plans, sizer), depth=2 * WRITE_CHUNKS):
+            pending.append((report, chunk))
+            full = sum(len(c.resolutions) for _, c in pending) >= WRITE_ROWS
+            ends = chunk.last == min(report.block_range.last, final.number)
+            if full or len(pending) >= WRITE_CHUNKS or ends:
+                write()
+            if ends:
+                log.info(
+                    f"{report.block_range.key}: {report.events:,} events in {report.chunks:,} "
+                    f"chunks, scanned to {chunk.last:,} (finalized {final.number:,}, {finality})"
+                )
+    except RpcError:
+        if pending:  # what was read before the provider failed is kept: the next run goes on
+            write()
+        raise
+    summaries = chain.range_summaries(store, ranges)
+    for report in reports:
+        report.rpc_range = sizer.current
+        report.outcomes = summaries.get(report.block_range.key, {})
+    return reports

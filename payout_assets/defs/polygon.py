@@ -12,7 +12,7 @@ import warnings
 
 import dagster as dg
 
-from payout_assets.backfill.chain_scan import RangeReport, scan_block_range
+from payout_assets.backfill.chain_scan import RangeReport, scan_block_ranges
 from payout_assets.defs.metadata import md_table, table_name
 from payout_assets.settings import refresh_cron, source_enabled
 from payout_assets.sources.polygon.errors import RpcError
@@ -98,26 +98,18 @@ def polygon_condition_resolutions(
 ) -> dg.MaterializeResult:
     store = clickhouse.store()
     tables.ensure_schema(store)
-    reports: list[RangeReport] = []
     with polygon.client(context.log) as client:
         try:
             check_chain(client, polygon.ctf_address)
             finalized = finalized_block(client)  # one pin for every range of the run
-            for key in context.partition_keys:
-                report = scan_block_range(
-                    store,
-                    client,
-                    BlockRange.from_key(key),
-                    context.run.run_id,
-                    context.log,
-                    finalized,
-                )
-                reports.append(report)
-                context.log.info(
-                    f"{key}: {report.events:,} events in {report.chunks:,} chunks, scanned to "
-                    f"{report.scanned_to if report.scanned_to is not None else '-'} "
-                    f"(finalized {report.finalized:,}, {report.finality})"
-                )
+            reports = scan_block_ranges(
+                store,
+                client,
+                [BlockRange.from_key(key) for key in context.partition_keys],
+                context.run.run_id,
+                context.log,
+                finalized,
+            )
         except RpcError as exc:
             raise dg.Failure(f"the Polygon scan failed: {exc}") from None
         requests, retries = client.requests_sent, client.retries

@@ -18,6 +18,11 @@ from payout_assets.sources.polygon.resource import (
     DEFAULT_RPC_URL,
     PolygonResource,
 )
+from payout_assets.sources.polygon.rpc import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FINALITY_DEPTH,
+    DEFAULT_MAX_RANGE,
+)
 from payout_assets.warehouse.resource import ClickHouseResource
 
 
@@ -36,10 +41,10 @@ def polygon_resource() -> PolygonResource:
         ctf_address=os.environ.get("POLYGON_CTF_ADDRESS") or CTF_ADDRESS,
         start_block=int(_number("POLYGON_START_BLOCK", CTF_START_BLOCK)),
         max_rps=_number("POLYGON_MAX_RPS", DEFAULT_MAX_RPS),
-        max_range=int(_number("POLYGON_MAX_RANGE", 10_000)),
-        batch_size=int(_number("POLYGON_BATCH_SIZE", 10)),
+        max_range=int(_number("POLYGON_MAX_RANGE", DEFAULT_MAX_RANGE)),
+        batch_size=int(_number("POLYGON_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
         range_blocks=int(_number("POLYGON_RANGE_BLOCKS", DEFAULT_RANGE_BLOCKS)),
-        finality_depth=int(_number("POLYGON_FINALITY_DEPTH", 256)),
+        finality_depth=int(_number("POLYGON_FINALITY_DEPTH", DEFAULT_FINALITY_DEPTH)),
     )
 
 

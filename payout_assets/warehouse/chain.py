@@ -62,10 +62,11 @@ def block_ranges(start_block: int, up_to: int, size: int) -> list[BlockRange]:
     return out
 
 
-def scanned_to(store: ClickHouseStore, block_range: BlockRange) -> int | None:
-    """The last block of the range's checkpoint; None when its scan never wrote a chunk."""
-    ((last, chunks),) = store.query_file("polygon/progress.sql", {"block_range": block_range.key})
-    return int(last) if chunks else None
+def scanned_to(store: ClickHouseStore, ranges: Sequence[BlockRange]) -> dict[str, int]:
+    """Each range's checkpoint (the last block of its newest chunk), by key; a range whose scan
+    never wrote a chunk is absent."""
+    rows = store.query_file("polygon/progress.sql", {"block_ranges": [r.key for r in ranges]})
+    return {str(key): int(last) for key, last in rows}
 
 
 def hashed_ends(store: ClickHouseStore, block_range: BlockRange) -> list[tuple[int, str]]:
@@ -79,18 +80,22 @@ def remembered_range(store: ClickHouseStore) -> int:
     return int(rows[0][0]) if rows and rows[0][0] else 0
 
 
-def rewind(store: ClickHouseStore, block_range: BlockRange, after: int | None) -> int:
+def rewind(
+    store: ClickHouseStore, block_range: BlockRange, after: int | None, recorded_to: int | None
+) -> int:
     """Drop the range's rows and checkpoints past ``after`` (all of them for None); returns the
-    rows deleted. Deletes run only when there is something to delete: each is a mutation."""
+    rows deleted. ``recorded_to`` is the range's checkpoint. Deletes run only when there is
+    something to delete: each is a mutation."""
     point = block_range.first - 1 if after is None else after
     bounds = {"after": point, "last": block_range.last}
     with store.session():
         ((stale,),) = store.query_file("polygon/rows_after.sql", bounds)
         if stale:
             store.run_file("polygon/delete_rows_after.sql", bounds)
-        store.run_file(
-            "polygon/delete_chunks_after.sql", {"block_range": block_range.key, "after": point}
-        )
+        if recorded_to is not None and recorded_to > point:
+            store.run_file(
+                "polygon/delete_chunks_after.sql", {"block_range": block_range.key, "after": point}
+            )
     return int(stale)
 
 
@@ -134,11 +139,15 @@ def _keys(events: Sequence[ChainResolution]) -> list[tuple[str, int]]:
     return [(e.block_hash, e.log_index) for e in events]
 
 
-def range_summary(store: ClickHouseStore, block_range: BlockRange) -> dict[str, int]:
-    rows = store.query_file(
-        "polygon/range_summary.sql", {"first": block_range.first, "last": block_range.last}
-    )
-    return {str(outcome): int(n) for outcome, n in rows}
+def range_summaries(
+    store: ClickHouseStore, ranges: Sequence[BlockRange]
+) -> dict[str, dict[str, int]]:
+    """Each range's rows by outcome, by key (a range with no rows is absent)."""
+    out: dict[str, dict[str, int]] = {}
+    rows = store.query_file("polygon/range_summary.sql", {"block_ranges": [r.key for r in ranges]})
+    for key, outcome, n in rows:
+        out.setdefault(str(key), {})[str(outcome)] = int(n)
+    return out
 
 
 def scan_status(store: ClickHouseStore) -> dict[str, int]:

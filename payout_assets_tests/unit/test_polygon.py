@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from payout_assets.backfill.chain_scan import read_ahead
 from payout_assets.sources.polygon.errors import (
     MethodNotSupportedError,
     PermanentRpcError,
@@ -220,3 +223,34 @@ def test_wrong_chain_fails_fast_with_the_fix() -> None:
     provider.chain_id = 1
     with _client(provider) as client, pytest.raises(PermanentRpcError, match="not Polygon PoS"):
         check_chain(client, ADDRESS)
+
+
+def test_read_ahead_hands_over_every_item_then_the_producers_error() -> None:
+    def produce():
+        yield from range(5)
+        raise TransientRpcError("provider gone")
+
+    seen: list[int] = []
+    with pytest.raises(TransientRpcError, match="provider gone"):
+        for item in read_ahead(produce(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_stops_its_producer_when_the_consumer_stops() -> None:
+    produced: list[int] = []
+
+    def produce():
+        for i in itertools.count():
+            produced.append(i)
+            yield i
+
+    for item in read_ahead(produce(), depth=2):
+        if item == 3:
+            break
+    for _ in range(50):  # the producer notices within its 0.1 s put timeout
+        if not any(t.name == "read-ahead" for t in threading.enumerate()):
+            break
+        time.sleep(0.1)
+    assert not any(t.name == "read-ahead" for t in threading.enumerate())
+    assert len(produced) <= 4 + 2 + 1  # consumed, queued, in hand

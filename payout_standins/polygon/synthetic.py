@@ -68,7 +68,8 @@ class SyntheticChain:
 
     @property
     def head(self) -> int:
-        return self.rules.blocks
+        """A chain of ``blocks`` blocks: 0 .. blocks - 1."""
+        return self.rules.blocks - 1
 
     def condition_id(self, i: int) -> str:
         return hashlib.sha256(f"synthetic-condition:{self.rules.seed}:{i}".encode()).hexdigest()

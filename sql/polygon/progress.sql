@@ -1,4 +1,6 @@
--- How far a block range's scan has come: the last block of its newest chunk (0 when none).
-SELECT max(last_block), count()
+-- How far each block range's scan has come: the last block of its newest chunk (ranges with no
+-- chunk are absent).
+SELECT block_range, max(last_block)
 FROM payout_backfill.polygon_scan_chunks
-WHERE block_range = {block_range:String}
+WHERE block_range IN {block_ranges:Array(String)}
+GROUP BY block_range

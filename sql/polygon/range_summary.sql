@@ -1,6 +1,6 @@
--- One block range's rows by outcome (what its materialisation reports).
-SELECT outcome, count()
+-- Block ranges' rows by outcome (what their materialisation reports).
+SELECT block_range, outcome, count()
 FROM payout_backfill.polygon_resolutions FINAL
-WHERE block_number >= {first:UInt64} AND block_number <= {last:UInt64}
-GROUP BY outcome
-ORDER BY outcome
+WHERE block_range IN {block_ranges:Array(String)}
+GROUP BY block_range, outcome
+ORDER BY block_range, outcome

@@ -6,7 +6,13 @@ import dagster as dg
 from pydantic import Field
 
 from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
-from payout_assets.sources.polygon.rpc import RpcClient, RpcSettings
+from payout_assets.sources.polygon.rpc import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FINALITY_DEPTH,
+    DEFAULT_MAX_RANGE,
+    RpcClient,
+    RpcSettings,
+)
 
 DEFAULT_RPC_URL = "https://polygon-rpc.com"
 DEFAULT_RANGE_BLOCKS = 1_000_000
@@ -28,18 +34,19 @@ class PolygonResource(dg.ConfigurableResource):
         default=10.0, description="POLYGON_MAX_RPS: calls/s for every scan process together."
     )
     max_range: int = Field(
-        default=10_000,
+        default=DEFAULT_MAX_RANGE,
         description="POLYGON_MAX_RANGE: most blocks per eth_getLogs (halved when refused).",
     )
     batch_size: int = Field(
-        default=10, description="POLYGON_BATCH_SIZE: calls per JSON-RPC batch (one POST)."
+        default=DEFAULT_BATCH_SIZE,
+        description="POLYGON_BATCH_SIZE: calls per JSON-RPC batch (one POST).",
     )
     range_blocks: int = Field(
         default=DEFAULT_RANGE_BLOCKS,
         description="POLYGON_RANGE_BLOCKS: blocks per partition of the scan.",
     )
     finality_depth: int = Field(
-        default=256,
+        default=DEFAULT_FINALITY_DEPTH,
         description=(
             "POLYGON_FINALITY_DEPTH: for a node without the `finalized` tag, the scan stops this "
             "many blocks below the head (Polygon's deepest reorg on record: 157 blocks)."

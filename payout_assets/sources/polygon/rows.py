@@ -47,20 +47,19 @@ def to_rows(
     events: Sequence[ChainResolution], block_range: str, run_id: str, version: int
 ) -> list[tuple[Any, ...]]:
     """One row per event, validated as a batch (one pandera frame per 5,000 events)."""
-    failures = rule_failures(
-        [
-            {
-                "condition_id": e.condition_id,
-                "payout_numerators": list(e.numerators),
-                "payout_denominator": e.denominator,
-                "winning_index": winning_index(e.numerators, e.denominator),
-                "resolved_at": _resolved_at(e),
-            }
-            for e in events
-        ]
-    )
+    records = [
+        {
+            "condition_id": e.condition_id,
+            "payout_numerators": list(e.numerators),
+            "payout_denominator": e.denominator,
+            "winning_index": winning_index(e.numerators, e.denominator),
+            "resolved_at": _resolved_at(e),
+        }
+        for e in events
+    ]
+    failures = rule_failures(records)
     rows = []
-    for position, e in enumerate(events):
+    for position, (e, record) in enumerate(zip(events, records, strict=True)):
         broken = failures.get(position, [])
         ok = not broken
         rows.append(
@@ -68,10 +67,10 @@ def to_rows(
                 e.condition_id,
                 "resolved" if ok else "rejected",
                 ", ".join(broken),
-                list(e.numerators) if ok else [],
+                record["payout_numerators"] if ok else [],
                 e.denominator if ok else 0,
-                winning_index(e.numerators, e.denominator) if ok else -1,
-                _resolved_at(e),
+                record["winning_index"] if ok else -1,
+                record["resolved_at"],
                 [str(n) for n in e.numerators[:MAX_OUTCOMES]],
                 min(e.outcome_slot_count, 65_535),
                 e.oracle,

@@ -38,6 +38,12 @@ from payout_assets.sources.retry import RetryPolicy
 
 Call = tuple[str, Sequence[Any]]
 
+DEFAULT_MAX_RANGE = 10_000  # blocks per eth_getLogs: where the scan starts and grows back to
+# calls per JSON-RPC batch: half a second's allowance at 10 calls/s, so one batch is answered and
+# decoded while the next is on its way, and the first one fits beside the scan's opening calls
+DEFAULT_BATCH_SIZE = 5
+DEFAULT_FINALITY_DEPTH = 256  # head minus this when the node has no `finalized` tag
+
 
 @dataclass(frozen=True)
 class RpcSettings:
@@ -45,9 +51,9 @@ class RpcSettings:
     ctf_address: str = CTF_ADDRESS
     start_block: int = CTF_START_BLOCK
     max_rps: float = 10.0
-    max_range: int = 10_000  # blocks per eth_getLogs: where the scan starts and grows back to
-    batch_size: int = 10  # calls per JSON-RPC batch (capped at max_rps: one batch per window)
-    finality_depth: int = 256  # head minus this when the node has no `finalized` tag
+    max_range: int = DEFAULT_MAX_RANGE
+    batch_size: int = DEFAULT_BATCH_SIZE  # capped at max_rps: a batch never waits two windows
+    finality_depth: int = DEFAULT_FINALITY_DEPTH
     timeout_s: float = 30.0
     max_attempts: int = 8
     max_retry_s: float = 300.0
