@@ -180,7 +180,8 @@ def resolutions_external_ingest_checks(
         _spec(
             vw_resolutions_truth,
             "sources_agree",
-            "Conditions where Goldsky and market_resolutions_final disagree (WARN, with a sample).",
+            "Conditions where two sources (market_resolutions_final, Polygon, Goldsky) hold "
+            "different payouts, from payout_backfill.source_disagreements (WARN, with a sample).",
             blocking=False,
         ),
         _spec(

@@ -303,7 +303,8 @@ def sources_agree(store: ClickHouseStore) -> RuleResult:
     return RuleResult(
         "sources_agree",
         total == 0,
-        f"{total:,} disagreements between sources (payout_backfill.source_disagreements)",
+        f"{total:,} {'disagreement' if total == 1 else 'disagreements'} between sources "
+        "(payout_backfill.source_disagreements)",
         warn_only=True,
         metadata=metadata,
     )
