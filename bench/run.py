@@ -371,7 +371,7 @@ def run_ingest(workdir: Path, rows: int) -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--ids", type=int, default=170_448)
+    parser.add_argument("--ids", type=int, default=170_448, help="0 skips the subgraph runs")
     parser.add_argument("--scale-ids", type=int, default=1_000_000, help="0 skips the scale run")
     parser.add_argument("--fixed-ids", type=int, default=1_000, help="0 skips the fixed-cost run")
     parser.add_argument(
@@ -432,8 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[Scenario] = []
     for repeat in range(args.fixed_repeats if args.fixed_ids else 0):
         plan.append(Scenario(f"fixed-{repeat + 1}", args.fixed_ids, **common))
-    plan.append(Scenario("main", args.ids, baseline=not args.skip_baseline, **common))
-    for regression in args.regression:
+    if args.ids:
+        plan.append(Scenario("main", args.ids, baseline=not args.skip_baseline, **common))
+    for regression in args.regression if args.ids else []:
         plan.append(Scenario(f"regression-{regression}", args.ids, regression=regression, **common))
     if args.scale_ids:
         plan.append(Scenario("scale", args.scale_ids, baseline=not args.skip_baseline, **common))

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 from payout_assets.defs import assets, checks, polygon
-from payout_assets.defs.partitions import shard_partitions
+from payout_assets.defs.partitions import shard_partitions, shard_partitions_def
 from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.sources.polygon.resource import PolygonResource
@@ -102,6 +102,34 @@ class Pipeline:
     goldsky_overrides: dict[str, Any] | None = None
     polygon_url: str = "http://127.0.0.1:9/unused"  # tests of the chain source set their node
     polygon_overrides: dict[str, Any] | None = None
+    shards: int | None = None  # None: the code location's shards (PAYOUT_SHARDS at import)
+
+    def assets(self) -> list[dg.AssetsDefinition]:
+        """The assets, with ``shards`` partitions when the test asks for a count."""
+        if self.shards is None:
+            return list(ALL_ASSETS)
+        shard_assets = assets.shard_assets(shard_partitions_def(self.shards))
+        by_key = {a.key: a for a in shard_assets}
+        return [by_key.get(a.key, a) for a in ALL_ASSETS]
+
+    def definitions(self) -> list[Any]:
+        """The assets and their checks, partitioned alike."""
+        if self.shards is None:
+            return [*ALL_ASSETS, *ALL_CHECKS]
+        defs = self.assets()
+        by_key = {d.key: d for d in defs}
+        fetch = by_key[assets.goldsky_payouts.key]
+        ingest = by_key[assets.resolutions_external_ingest.key]
+        shard_checks = {checks.goldsky_payouts_checks, checks.resolutions_external_ingest_checks}
+        return [
+            *defs,
+            *(c for c in ALL_CHECKS if c not in shard_checks),
+            *checks.shard_checks(fetch, ingest),
+        ]
+
+    def shard_keys(self) -> list[str]:
+        partitions = shard_partitions if self.shards is None else shard_partitions_def(self.shards)
+        return list(partitions.get_partition_keys())
 
     def resources(self) -> dict[str, Any]:
         goldsky = {
@@ -132,7 +160,7 @@ class Pipeline:
         self, selection: list[Any], partition: str | None = None, raise_on_error: bool = False
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS],
+            self.definitions(),
             selection=selection,
             partition_key=partition,
             resources=self.resources(),
@@ -151,7 +179,7 @@ class Pipeline:
     def scan(self, *keys: str) -> dg.ExecuteInProcessResult:
         """polygon_condition_resolutions for the given block ranges, as one run."""
         return dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS],
+            self.definitions(),
             selection=[polygon.polygon_condition_resolutions],
             tags={
                 "dagster/asset_partition_range_start": keys[0],
@@ -167,7 +195,7 @@ class Pipeline:
 
     def backfill(self) -> list[dg.ExecuteInProcessResult]:
         self.snapshot()
-        results = [self.shard(k) for k in shard_partitions.get_partition_keys()]
+        results = [self.shard(k) for k in self.shard_keys()]
         assert all(r.success for r in results), [r for r in results if not r.success]
         self.view()
         return results

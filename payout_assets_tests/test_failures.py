@@ -24,7 +24,6 @@ def _ids(sim: Simulator, n: int) -> list[str]:
 def test_a_failed_blocking_check_names_its_figure_limit_setting_and_rows(
     pipeline: Pipeline, sim: Simulator, tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.delenv("PAYOUT_SHARDS", raising=False)
     monkeypatch.setenv("PAYOUT_MAX_REJECTED_SHARE", "0.01")
     ids = _ids(sim, 400)
     pipeline.ids_file = write_ids(tmp_path / "ids.txt", ids)
@@ -54,12 +53,12 @@ def test_a_failed_blocking_check_names_its_figure_limit_setting_and_rows(
 
 
 def test_a_changed_shard_count_says_so_and_how_to_finish(
-    pipeline: Pipeline, sim: Simulator, tmp_path: Path, monkeypatch
+    pipeline: Pipeline, sim: Simulator, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PAYOUT_SHARDS", "8")
+    pipeline.shards = 8
     pipeline.ids_file = write_ids(tmp_path / "ids.txt", _ids(sim, 100))
     pipeline.snapshot()
-    monkeypatch.setenv("PAYOUT_SHARDS", "3")
+    pipeline.shards = 3  # as a code location loaded with PAYOUT_SHARDS=3 would run it
     assert not pipeline.shard("shard-00").success
     (line,) = shard_failure_lines(pipeline.instance, ["shard-00"])
     assert line.startswith("shard-00: step goldsky_payouts failed: PAYOUT_SHARDS changed"), line

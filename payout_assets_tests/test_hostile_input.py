@@ -317,9 +317,7 @@ def test_a_shard_with_hostile_rows_rejects_them_alone_and_ingests_the_rest(
     store: ClickHouseStore,
     instance: dg.DagsterInstance,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
     with run_simulator(SimulatorConfig(size=2_000, seed=7, dialect="legacy")) as sim:
         ids = _ids(sim, 1_000)
         hostile = {
@@ -339,6 +337,7 @@ def test_a_shard_with_hostile_rows_rejects_them_alone_and_ingests_the_rest(
             instance=instance,
             ids_file=write_ids(tmp_path / "ids.txt", ids),
             goldsky_overrides={"dialect": "legacy"},
+            shards=1,
         )
         pipeline.snapshot()
         result = pipeline.shard("shard-00")

@@ -27,7 +27,7 @@ def _pin_behind_dagsters_back(store: ClickHouseStore, endpoint: str) -> str:
     swapping in its ids, leaves behind. Full mode, so unresolved ids are pending again."""
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as elsewhere:
         patch.setenv("PAYOUT_INCREMENTAL", "0")
-        Pipeline(store=store, endpoint=endpoint, instance=elsewhere).snapshot()
+        Pipeline(store=store, endpoint=endpoint, instance=elsewhere, shards=2).snapshot()
     snapshot = tables.current_snapshot(store)
     assert snapshot is not None
     return snapshot.generation
@@ -39,11 +39,8 @@ def _open(store: ClickHouseStore) -> dict[str, int]:
     return open_ids(tables.state_counts(store, snapshot.generation))
 
 
-def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(tmp_path: Path) -> None:
     # Two shards, in process and in the CLI alike: the CLI's fixed cost grows with its shards.
-    monkeypatch.setenv("PAYOUT_SHARDS", "2")
     with run_simulator(SimulatorConfig(size=4_000, seed=5)) as sim:
         home = tmp_path / "home"
         env = project_env(home, sim.url, PAYOUT_SHARDS="2")
@@ -52,7 +49,7 @@ def test_a_snapshot_dagster_never_checkpointed_is_fetched_not_resumed(
         # A backfill the CLI's instance knows: its snapshot, and one shard done for it.
         instance = dg.DagsterInstance.from_config(str(home))
         try:
-            known = Pipeline(store=store, endpoint=sim.url, instance=instance)
+            known = Pipeline(store=store, endpoint=sim.url, instance=instance, shards=2)
             known.snapshot()
             assert known.shard("shard-00").success
         finally:

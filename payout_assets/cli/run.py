@@ -24,12 +24,11 @@ from payout_assets.cli import chain, launcher
 from payout_assets.cli.backfill_record import BackfillRecord
 from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
-from payout_assets.defs.partitions import shard_key
+from payout_assets.defs.partitions import shard_partitions
 from payout_assets.settings import (
     PROJECT_ROOT,
     clickhouse_dsn,
     dagster_home,
-    shard_count,
     source_enabled,
     sources,
 )
@@ -230,7 +229,7 @@ def _goldsky(
     log_dir: Path,
 ) -> RunOutcome:
     """The subgraph's part: the snapshot (when needed), then every shard not yet done."""
-    keys = [shard_key(i) for i in range(shard_count())]
+    keys = shard_partitions.get_partition_keys()
     since, checkpoints = shard_checkpoints(instance, keys)
     resume = since is not None and not fresh and not all(c.done for c in checkpoints)
     resume = resume and _resumable(instance, say)

@@ -24,9 +24,9 @@ import dagster as dg
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from payout_assets.cli.checkpoint import ShardCheckpoint, shard_checkpoints
-from payout_assets.defs.partitions import shard_key
+from payout_assets.defs.partitions import shard_key, shard_partitions
 from payout_assets.redact import redact
-from payout_assets.settings import clickhouse_dsn, dagster_home, shard_count
+from payout_assets.settings import clickhouse_dsn, dagster_home
 from payout_assets.warehouse import chain
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
@@ -427,7 +427,7 @@ def run_status(watch: float | None = None, as_json: bool = False) -> int:
     from payout_assets.cli.preflight import quiet_drivers
 
     quiet_drivers()
-    keys = [shard_key(i) for i in range(shard_count())]
+    keys = shard_partitions.get_partition_keys()
     instance = open_instance()
     store = open_store()
     clear = watch is not None and sys.stdout.isatty() and not as_json

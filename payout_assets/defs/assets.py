@@ -25,7 +25,7 @@ from payout_assets.backfill.snapshot import take_snapshot
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
 from payout_assets.defs.polygon import polygon_condition_resolutions
-from payout_assets.settings import incremental_enabled, shard_count
+from payout_assets.settings import incremental_enabled
 from payout_assets.sources.goldsky import worker
 from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
@@ -36,31 +36,20 @@ GROUP = "payouts"
 OWNERS = ["team:data-platform"]
 
 
-@dg.asset(
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"clickhouse", "python"},
-    description=(
-        "Condition ids that still lack a payout vector, each assigned to a worker shard. Ids come "
-        "from PAYOUT_IDS_FILE or sql/condition_universe.sql; they are normalised to 64 lowercase hex, "
-        "deduplicated, and those already resolved (market_resolutions_final or an earlier ingest) "
-        "are dropped. Invalid ids are kept out of every request and recorded in the ledger with a "
-        "reason. Also pins the backfill to one subgraph block (a consistent snapshot)."
-    ),
-    metadata=table_name("payout_backfill.missing_condition_ids"),
-)
-def missing_condition_ids(
+def snapshot_ids(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
     goldsky: GoldskyResource,
     id_source: IdSourceResource,
+    shards: int,
 ) -> dg.MaterializeResult:
+    """The ids still missing a payout, split into ``shards``, pinned to one subgraph block."""
     with goldsky.client(context.log) as client:
         report = take_snapshot(
             clickhouse.store(),
             client,
             generation=context.run.run_id,
-            shards=shard_count(),
+            shards=shards,
             ids_file=id_source.file(),
             universe_sql=id_source.universe_sql(),
             incremental=incremental_enabled(),
@@ -97,29 +86,13 @@ def missing_condition_ids(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"clickhouse", "graphql"},
-    partitions_def=shard_partitions,
-    deps=[missing_condition_ids],
-    description=(
-        "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the backfill's "
-        "snapshot block, in batches of up to 1000 ids with `first` set to the batch size. Every "
-        "row is validated (pandera PayoutRow) before it is written to the staging table "
-        "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
-        "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
-        "of the run is kept; re-running the shard replaces its rows. The fetch runs in a "
-        "Dagster Pipes worker process without Dagster (payout_assets/sources/goldsky/worker.py)."
-    ),
-    metadata=table_name("payout_backfill.goldsky_payouts"),
-)
-def goldsky_payouts(
+def fetch_shard(
     context: dg.AssetExecutionContext,
     clickhouse: ClickHouseResource,
     goldsky: GoldskyResource,
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.MaterializeResult:
+    """One shard's fetch, in a Pipes worker; a failure is recorded in the ledger and raised."""
     shard = shard_index(context.partition_key)
     store = clickhouse.store(merges=False)
     shard_lock = store.named_lock(context.partition_key)
@@ -130,7 +103,8 @@ def goldsky_payouts(
         shard_lock.acquire()
     try:
         try:
-            snapshot = prepare_shard(store, shard, shard_count())
+            shards = context.assets_def.partitions_def.get_partition_keys()
+            snapshot = prepare_shard(store, shard, len(shards))
         except ShardNotReady as exc:
             raise dg.Failure(str(exc)) from None
         # Secrets go in the worker's environment; the extras are written to a file.
@@ -178,23 +152,10 @@ def goldsky_payouts(
         shard_lock.release()
 
 
-@dg.asset(
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"clickhouse", "table"},
-    partitions_def=shard_partitions,
-    deps=[goldsky_payouts],
-    description=(
-        "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
-        "(source = 'goldsky'), loaded per shard from the newest validated staging run. "
-        "ReplacingMergeTree keyed by condition_id with a version column: the newest fetch wins; "
-        "read it with FINAL."
-    ),
-    metadata=table_name("default.resolutions_external_ingest"),
-)
-def resolutions_external_ingest(
+def ingest_shard(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
+    """The shard's newest validated staging run, loaded into the ingest table."""
     shard = shard_index(context.partition_key)
     with clickhouse.held(merges=False) as store:
         tables.ensure_schema(store)
@@ -217,6 +178,74 @@ def resolutions_external_ingest(
                 "superseded_fetch_runs_dropped": superseded,
             }
         )
+
+
+def shard_assets(
+    partitions: dg.StaticPartitionsDefinition,
+) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition, dg.AssetsDefinition]:
+    """``missing_condition_ids`` (split into one shard per partition), ``goldsky_payouts`` and
+    ``resolutions_external_ingest`` (one partition per shard) over ``partitions``: the code
+    location's shards (PAYOUT_SHARDS), or another count for in-process tests."""
+    shards = len(partitions.get_partition_keys())
+
+    @dg.asset(
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"clickhouse", "python"},
+        description=(
+            "Condition ids that still lack a payout vector, each assigned to a worker shard. Ids come "
+            "from PAYOUT_IDS_FILE or sql/condition_universe.sql; they are normalised to 64 lowercase hex, "
+            "deduplicated, and those already resolved (market_resolutions_final or an earlier ingest) "
+            "are dropped. Invalid ids are kept out of every request and recorded in the ledger with a "
+            "reason. Also pins the backfill to one subgraph block (a consistent snapshot)."
+        ),
+        metadata=table_name("payout_backfill.missing_condition_ids"),
+    )
+    def missing_condition_ids(
+        context: dg.AssetExecutionContext,
+        clickhouse: ClickHouseResource,
+        goldsky: GoldskyResource,
+        id_source: IdSourceResource,
+    ) -> dg.MaterializeResult:
+        return snapshot_ids(context, clickhouse, goldsky, id_source, shards)
+
+    fetch = dg.asset(
+        name="goldsky_payouts",
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"clickhouse", "graphql"},
+        partitions_def=partitions,
+        deps=[missing_condition_ids],
+        description=(
+            "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the backfill's "
+            "snapshot block, in batches of up to 1000 ids with `first` set to the batch size. Every "
+            "row is validated (pandera PayoutRow) before it is written to the staging table "
+            "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
+            "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
+            "of the run is kept; re-running the shard replaces its rows. The fetch runs in a "
+            "Dagster Pipes worker process without Dagster (payout_assets/sources/goldsky/worker.py)."
+        ),
+        metadata=table_name("payout_backfill.goldsky_payouts"),
+    )(fetch_shard)
+    ingest = dg.asset(
+        name="resolutions_external_ingest",
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"clickhouse", "table"},
+        partitions_def=partitions,
+        deps=[fetch],
+        description=(
+            "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
+            "(source = 'goldsky'), loaded per shard from the newest validated staging run. "
+            "ReplacingMergeTree keyed by condition_id with a version column: the newest fetch wins; "
+            "read it with FINAL."
+        ),
+        metadata=table_name("default.resolutions_external_ingest"),
+    )(ingest_shard)
+    return missing_condition_ids, fetch, ingest
+
+
+missing_condition_ids, goldsky_payouts, resolutions_external_ingest = shard_assets(shard_partitions)
 
 
 @dg.asset(

@@ -8,7 +8,7 @@ checks are what people see, with the offending condition ids as markdown samples
 """
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import dagster as dg
 
@@ -18,7 +18,7 @@ from payout_assets.defs.assets import (
     resolutions_external_ingest,
     vw_resolutions_truth,
 )
-from payout_assets.defs.partitions import shard_index, shard_partitions
+from payout_assets.defs.partitions import shard_index
 from payout_assets.settings import max_rejected_share
 from payout_assets.validate import rules
 from payout_assets.validate.rules import Markdown, RuleResult
@@ -52,11 +52,11 @@ def _results(
 
 
 def _run_slices(
-    context: dg.AssetCheckExecutionContext, store: ClickHouseStore
+    context: dg.AssetCheckExecutionContext, store: ClickHouseStore, shards: Sequence[str]
 ) -> list[tables.RunSlice]:
     """The slices of the staging runs a check reads: this run's shard, else every shard."""
     partition = context.run.tags.get("dagster/partition")
-    keys = [partition] if partition else shard_partitions.get_partition_keys()
+    keys = [partition] if partition else shards
     out: list[tables.RunSlice] = []
     for shard in map(shard_index, keys):
         run = tables.shard_run_to_ingest(store, shard, context.run.run_id)
@@ -101,60 +101,67 @@ _RULE_SPECS = [
 ]
 
 
-@dg.multi_asset_check(
-    specs=[
-        *(_spec(goldsky_payouts, name, f"Staged payouts: {what}") for name, what in _RULE_SPECS),
-        _spec(
-            goldsky_payouts, "unique_condition_ids", "Each id asked for has exactly one staged row."
-        ),
-        _spec(
-            goldsky_payouts,
-            "rejected_share",
-            "Rejected rows stay below PAYOUT_MAX_REJECTED_SHARE (default 1%).",
-        ),
-    ],
-)
-def goldsky_payouts_checks(
-    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
-) -> Iterator[dg.AssetCheckResult]:
-    # Two engine sessions: the counts in one, and the rows the pandera model validates are
-    # spooled in another and validated with the engine released (rules.payout_rules), so other
-    # shards' writers wait for reads only, never for pandera.
-    with clickhouse.held(merges=False) as store:
-        slices = _run_slices(context, store)
-        counted = rules.staged_rules(store, slices, max_rejected_share())
-    results = [*rules.payout_rules(store, slices, staged=True), *counted]
-    yield from _results(goldsky_payouts, results)
+def shard_checks(
+    fetch: dg.AssetsDefinition, ingest: dg.AssetsDefinition
+) -> tuple[dg.AssetChecksDefinition, dg.AssetChecksDefinition]:
+    """The checks of ``goldsky_payouts`` and ``resolutions_external_ingest``, partitioned as
+    they are (``assets.shard_assets``)."""
+    assert fetch.partitions_def is not None, "goldsky_payouts is partitioned by shard"
+    shards = fetch.partitions_def.get_partition_keys()
 
-
-@dg.multi_asset_check(
-    specs=[
-        *(
-            _spec(resolutions_external_ingest, name, f"Ingested (FINAL): {what}")
-            for name, what in _RULE_SPECS
-        ),
-        _spec(
-            resolutions_external_ingest,
-            "unique_after_dedup",
-            "Read with FINAL, every condition appears once.",
-        ),
-        _spec(
-            resolutions_external_ingest,
-            "canonical_condition_ids",
-            "Every condition id in the table is canonical (64 lowercase hex, no 0x).",
-        ),
-    ],
-)
-def resolutions_external_ingest_checks(
-    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
-) -> Iterator[dg.AssetCheckResult]:
-    with clickhouse.held(merges=False) as store:  # two sessions, as for goldsky_payouts' checks
-        slices = _run_slices(context, store)
-        unique = rules.ingested_unique(store, slices)
-        canonical = rules.canonical_ids(store)
-    yield from _results(
-        resolutions_external_ingest, [*rules.payout_rules(store, slices), unique, canonical]
+    @dg.multi_asset_check(
+        specs=[
+            *(_spec(fetch, name, f"Staged payouts: {what}") for name, what in _RULE_SPECS),
+            _spec(fetch, "unique_condition_ids", "Each id asked for has exactly one staged row."),
+            _spec(
+                fetch,
+                "rejected_share",
+                "Rejected rows stay below PAYOUT_MAX_REJECTED_SHARE (default 1%).",
+            ),
+        ],
     )
+    def goldsky_payouts_checks(
+        context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        # Two engine sessions: the counts in one, and the rows the pandera model validates are
+        # spooled in another and validated with the engine released (rules.payout_rules), so other
+        # shards' writers wait for reads only, never for pandera.
+        with clickhouse.held(merges=False) as store:
+            slices = _run_slices(context, store, shards)
+            counted = rules.staged_rules(store, slices, max_rejected_share())
+        results = [*rules.payout_rules(store, slices, staged=True), *counted]
+        yield from _results(fetch, results)
+
+    @dg.multi_asset_check(
+        specs=[
+            *(_spec(ingest, name, f"Ingested (FINAL): {what}") for name, what in _RULE_SPECS),
+            _spec(
+                ingest,
+                "unique_after_dedup",
+                "Read with FINAL, every condition appears once.",
+            ),
+            _spec(
+                ingest,
+                "canonical_condition_ids",
+                "Every condition id in the table is canonical (64 lowercase hex, no 0x).",
+            ),
+        ],
+    )
+    def resolutions_external_ingest_checks(
+        context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        with clickhouse.held(merges=False) as store:  # two sessions, as for goldsky_payouts' checks
+            slices = _run_slices(context, store, shards)
+            unique = rules.ingested_unique(store, slices)
+            canonical = rules.canonical_ids(store)
+        yield from _results(ingest, [*rules.payout_rules(store, slices), unique, canonical])
+
+    return goldsky_payouts_checks, resolutions_external_ingest_checks
+
+
+goldsky_payouts_checks, resolutions_external_ingest_checks = shard_checks(
+    goldsky_payouts, resolutions_external_ingest
+)
 
 
 @dg.multi_asset_check(

@@ -20,4 +20,12 @@ def shard_index(partition_key: str) -> int:
     return int(number)
 
 
-shard_partitions = dg.StaticPartitionsDefinition([shard_key(i) for i in range(shard_count())])
+def shard_partitions_def(shards: int) -> dg.StaticPartitionsDefinition:
+    """``shards`` partitions ``shard-00`` …: every step that needs the shard count reads it
+    from the partitions definition of the assets it runs, so it never differs from what the UI
+    and the backfills show."""
+    return dg.StaticPartitionsDefinition([shard_key(i) for i in range(shards)])
+
+
+# The code location's shards: PAYOUT_SHARDS, read once, when the definitions load.
+shard_partitions = shard_partitions_def(shard_count())

@@ -38,19 +38,16 @@ def fast_instance() -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
-def one_shard(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
-
-
-@pytest.fixture
 def snapshot_pipeline(
     template: Template,
     sim: Simulator,
     fast_instance: dg.DagsterInstance,
     tmp_path: Path,
-    one_shard: None,
 ) -> Pipeline:
     """A pipeline whose store already holds the template's snapshot, against ``sim``."""
     return Pipeline(
-        store=copy_template(template, tmp_path), endpoint=sim.url, instance=fast_instance
+        store=copy_template(template, tmp_path),
+        endpoint=sim.url,
+        instance=fast_instance,
+        shards=1,
     )

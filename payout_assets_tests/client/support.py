@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pytest
 
 from payout_assets.defs import assets
 from payout_assets.sources.goldsky.client import ClientSettings, GoldskyClient
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
-from payout_assets_tests.conftest import ALL_ASSETS, Pipeline, settled_stats, write_ids
+from payout_assets_tests.conftest import Pipeline, settled_stats, write_ids
 from payout_standins.goldsky import RequestInfo, Simulator, SimulatorConfig, run_simulator
 
 SIM_CONFIG = SimulatorConfig(size=5_000, seed=7)
@@ -53,14 +52,14 @@ def make_template(root: Path, config: SimulatorConfig = SIM_CONFIG) -> Template:
     tables.create_source_tables(store)
     instance = dg.DagsterInstance.ephemeral()
     try:
-        with pytest.MonkeyPatch.context() as mp, run_simulator(config) as sim:
-            mp.setenv("PAYOUT_SHARDS", "1")
+        with run_simulator(config) as sim:
             ids = input_ids(sim)
             Pipeline(
                 store=store,
                 endpoint=sim.url,
                 instance=instance,
                 ids_file=write_ids(root / "ids.txt", ids),
+                shards=1,
             ).snapshot()
     finally:
         instance.dispose()
@@ -139,7 +138,7 @@ def clean_counts(expected: dict[str, Any], known: int, unknown: int) -> dict[str
 def fetch_and_ingest(pipeline: Pipeline, partition: str) -> dg.ExecuteInProcessResult:
     """One shard through the real fetch and ingest assets (checks are other tests' business)."""
     return dg.materialize(
-        ALL_ASSETS,
+        pipeline.assets(),
         selection=[assets.goldsky_payouts, assets.resolutions_external_ingest],
         partition_key=partition,
         resources=pipeline.resources(),
@@ -219,6 +218,7 @@ def fresh_pipeline(
     ids: list[str],
     tmp_path: Path,
     overrides: dict[str, Any] | None = None,
+    shards: int = 1,
 ) -> Pipeline:
     """A pipeline that will take its own snapshot of ``sim`` (for tests about the snapshot)."""
     return Pipeline(
@@ -227,6 +227,7 @@ def fresh_pipeline(
         instance=instance,
         ids_file=write_ids(tmp_path / "ids.txt", ids),
         goldsky_overrides=overrides,
+        shards=shards,
     )
 
 

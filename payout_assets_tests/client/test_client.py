@@ -240,12 +240,10 @@ def test_legacy_dialect_lands_exact_integers_and_resolution_times(
     store: ClickHouseStore,
     fast_instance: dg.DagsterInstance,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The old schema end to end: decimal ``payouts`` become exact integer numerators over their
     least common denominator, ``resolutionTimestamp`` becomes ``resolved_at``, and decimals
     that are not a payout are rejected with the rule they break."""
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
     with run_simulator(replace(SIM_CONFIG, dialect="legacy")) as sim:
         ids = input_ids(sim, known=1_500, unknown=30)
         ts = 1_700_000_000
@@ -353,14 +351,12 @@ def test_every_shard_is_pinned_to_the_snapshot_block_while_the_head_moves(
     store: ClickHouseStore,
     fast_instance: dg.DagsterInstance,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The head advances on every request; both shards still ask for the block ``_meta`` gave
     once, rows record it, and resolutions after it are (correctly) not in this backfill."""
-    monkeypatch.setenv("PAYOUT_SHARDS", "2")
     with run_simulator(replace(SIM_CONFIG, advance_per_request=100_000)) as sim:
         ids = input_ids(sim, known=1_000, unknown=20)
-        pipeline = fresh_pipeline(store, sim, fast_instance, ids, tmp_path, FAST)
+        pipeline = fresh_pipeline(store, sim, fast_instance, ids, tmp_path, FAST, shards=2)
         pipeline.snapshot()
         snapshot = tables.current_snapshot(store)
         assert snapshot is not None

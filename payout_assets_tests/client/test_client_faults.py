@@ -9,7 +9,7 @@ id, and the traffic log must show the retries and no id served twice.
 
 Speed: the snapshot (``missing_condition_ids``) is identical for every test here, so it is
 materialised once per module into a template store and each test starts from a copy of it.
-Tests run one shard (``PAYOUT_SHARDS=1``) unless shards are the point.
+Tests run one shard (``Pipeline(shards=1)``) unless shards are the point.
 """
 
 from __future__ import annotations
@@ -225,7 +225,6 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
     """One batch of shard-01 never gets a good answer: shard-01 fails with that batch's ids in
     its failure metadata and ledger, keeps no staged or ingested row, and shard-00 is untouched.
     Clearing the fault and re-running shard-01 alone completes the backfill."""
-    monkeypatch.setenv("PAYOUT_SHARDS", "2")
     # Small flushes, so the failing run has staged rows by the time its last batch gives up;
     # every staging insert of the fetch workers is logged as (shard, run_id, rows).
     staging_log = tmp_path / "staging.jsonl"
@@ -237,6 +236,7 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
         instance=fast_instance,
         ids_file=write_ids(tmp_path / "ids.txt", ids),
         goldsky_overrides={"batch_size": 50, "concurrency": 2, "max_attempts": 3},
+        shards=2,
     )
     pipeline.snapshot()
     snapshot = tables.current_snapshot(store)

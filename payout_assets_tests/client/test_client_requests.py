@@ -58,9 +58,7 @@ def test_has_indexing_errors_is_recorded_and_warned(
     store: ClickHouseStore,
     fast_instance: dg.DagsterInstance,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PAYOUT_SHARDS", "1")
     with run_simulator(SIM_CONFIG) as sim:
         sim.faults.add(FaultKind.META_INDEXING_ERRORS, count=1, match=lambda i: "_meta" in i.fields)
         pipeline = fresh_pipeline(store, sim, fast_instance, input_ids(sim, 20, 0), tmp_path)

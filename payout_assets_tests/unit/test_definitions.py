@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from payout_assets.definitions import defs
-from payout_assets.defs import schedules
-from payout_assets.defs.partitions import shard_partitions
+from payout_assets.defs import assets, checks, schedules
+from payout_assets.defs.partitions import shard_partitions, shard_partitions_def
 
 MISSION = ["missing_condition_ids", "goldsky_payouts", "resolutions_external_ingest"]
 
@@ -82,3 +82,17 @@ def test_a_scheduled_snapshot_starts_one_run_per_shard_and_a_hand_run_none(
     )
     assert all(r.tags[schedules.SNAPSHOT_TAG] == run.run_id for r in requests)
     assert all(r.run_key == f"{run.run_id}:{r.partition_key}" for r in requests)
+
+
+def test_the_shard_count_is_the_partitions_definitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Assets and checks built for three shards are partitioned alike, and nothing reads
+    PAYOUT_SHARDS once the definitions exist (a value set later changes nothing)."""
+    monkeypatch.setenv("PAYOUT_SHARDS", "not read after load")
+    snapshot, fetch, ingest = assets.shard_assets(shard_partitions_def(3))
+    assert snapshot.partitions_def is None
+    keys = ["shard-00", "shard-01", "shard-02"]
+    assert fetch.partitions_def.get_partition_keys() == keys
+    assert ingest.partitions_def.get_partition_keys() == keys
+    for check in checks.shard_checks(fetch, ingest):
+        for spec in check.check_specs:
+            assert spec.partitions_def == fetch.partitions_def, spec.name
