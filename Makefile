@@ -32,7 +32,7 @@ demo: install
 test: install
 	$(BIN)/ruff check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/ruff format --check payout_assets payout_standins payout_assets_tests bench
-	$(BIN)/python -m pytest -n 2 --dist worksteal
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not e2e and not ui"

@@ -43,6 +43,11 @@ class UiTestError(AssertionError):
     """The stack did not reach the expected state; the message carries the evidence."""
 
 
+# PAYOUT_REFRESH_CRON for dagster dev in tests: the schedules start RUNNING, and a test that
+# crossed the hour met the hourly refresh's runs (seen at 06:00); this date comes once in 4 years
+NEVER_DURING_A_TEST = "0 0 29 2 *"
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (the OS picks it, so parallel tests differ)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

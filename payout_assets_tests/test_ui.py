@@ -23,7 +23,7 @@ from payout_assets.validate.ids import normalize_condition_id
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.chromium import chromium_path, png_size, rendered_dom, screenshot
-from payout_assets_tests.dagster_ui import REPO_ROOT, DagsterDev
+from payout_assets_tests.dagster_ui import NEVER_DURING_A_TEST, REPO_ROOT, DagsterDev
 from payout_standins.demo import demo_ids, seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 
@@ -102,6 +102,7 @@ def _dagster_env(home: Path, endpoint: str) -> dict[str, str]:
             "PAYOUT_IDS_FILE": "",
             "PAYOUT_SOURCES": "goldsky",
             "POLYGON_RPC_URL": "",
+            "PAYOUT_REFRESH_CRON": NEVER_DURING_A_TEST,
         }
     )
     return env
