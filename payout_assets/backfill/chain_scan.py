@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -29,7 +30,7 @@ from payout_assets.warehouse.store import ClickHouseStore
 # A write (one engine session, pandera frames of 5,000, one checkpoint) per this many ranges read,
 # or sooner at this many events: what a killed run reads again.
 WRITE_CHUNKS = 10
-WRITE_ROWS = 10_000
+WRITE_ROWS = 5_000
 
 T = TypeVar("T")
 
@@ -43,7 +44,7 @@ class RangeReport:
     scanned_to: int | None = None
     chunks: int = 0
     events: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)  # rows this run wrote
     rescanned: bool = False
     reorg: bool = False  # the checkpoint's block changed: the scan rewound
     reorg_rewound_to: int | None = None  # ... to this checkpoint (None: the range's start)
@@ -180,7 +181,9 @@ def scan_block_ranges(
     def write() -> None:
         report, last = pending[-1]
         chunks = [chunk for _, chunk in pending]
-        chain.write_chunks(store, report.block_range, chunks, sizer.current, run_id)
+        report.outcomes += chain.write_chunks(
+            store, report.block_range, chunks, sizer.current, run_id
+        )
         report.chunks += len(chunks)
         report.events += sum(len(c.resolutions) for c in chunks)
         report.scanned_to = last.last
@@ -202,8 +205,6 @@ def scan_block_ranges(
         if pending:  # what was read before the provider failed is kept: the next run goes on
             write()
         raise
-    summaries = chain.range_summaries(store, ranges)
     for report in reports:
         report.rpc_range = sizer.current
-        report.outcomes = summaries.get(report.block_range.key, {})
     return reports

@@ -125,7 +125,7 @@ def polygon_condition_resolutions(
             "eth_getLogs_range": reports[-1].rpc_range if reports else 0,
             "reorg_rewinds": sum(r.reorg for r in reports),
             "ranges": md_table(
-                ["block range", "scanned from", "scanned to", "complete", "events", "rows"],
+                ["block range", "scanned from", "scanned to", "complete", "events", "rows written"],
                 _report_rows(reports),
             ),
         }

@@ -6,6 +6,7 @@ continues (``resume_point``), so a range is never read into the table twice or l
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -105,9 +106,9 @@ def write_chunks(
     chunks: Sequence[Chunk],
     rpc_range: int,
     run_id: str,
-) -> None:
+) -> Counter[str]:
     """The chunks' rows (and the deletion of rows for logs marked removed), then their
-    checkpoints, in one engine session."""
+    checkpoints, in one engine session; returns the rows written by outcome."""
     events = [e for c in chunks for e in c.resolutions]
     removed = [e for c in chunks for e in c.removed]
     rows = to_rows(events, block_range.key, run_id, new_version())
@@ -133,21 +134,11 @@ def write_chunks(
             ],
             CHUNK_COLUMNS,
         )
+    return Counter(row[1] for row in rows)
 
 
 def _keys(events: Sequence[ChainResolution]) -> list[tuple[str, int]]:
     return [(e.block_hash, e.log_index) for e in events]
-
-
-def range_summaries(
-    store: ClickHouseStore, ranges: Sequence[BlockRange]
-) -> dict[str, dict[str, int]]:
-    """Each range's rows by outcome, by key (a range with no rows is absent)."""
-    out: dict[str, dict[str, int]] = {}
-    rows = store.query_file("polygon/range_summary.sql", {"block_ranges": [r.key for r in ranges]})
-    for key, outcome, n in rows:
-        out.setdefault(str(key), {})[str(outcome)] = int(n)
-    return out
 
 
 def scan_status(store: ClickHouseStore) -> dict[str, int]:
