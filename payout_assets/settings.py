@@ -207,6 +207,10 @@ def load_problems() -> list[str]:
         _number_problem("POLYGON_MAX_RANGE", 1, whole=True),
         _number_problem("POLYGON_BATCH_SIZE", 1, whole=True),
         _number_problem("POLYGON_FINALITY_DEPTH", 0, whole=True),
+        _number_problem("POLYGON_TIMEOUT_S", 0.001),
+        _number_problem("POLYGON_MAX_ATTEMPTS", 1, whole=True),
+        _number_problem("POLYGON_MAX_RETRY_S", 0),
+        _number_problem("POLYGON_BACKOFF_S", 0),
     ]
     return [p for p in problems if p]
 

@@ -45,6 +45,10 @@ def polygon_resource() -> PolygonResource:
         batch_size=int(_number("POLYGON_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
         range_blocks=int(_number("POLYGON_RANGE_BLOCKS", DEFAULT_RANGE_BLOCKS)),
         finality_depth=int(_number("POLYGON_FINALITY_DEPTH", DEFAULT_FINALITY_DEPTH)),
+        timeout_s=_number("POLYGON_TIMEOUT_S", 30.0),
+        max_attempts=int(_number("POLYGON_MAX_ATTEMPTS", 8)),
+        max_retry_s=_number("POLYGON_MAX_RETRY_S", 300.0),
+        backoff_initial_s=_number("POLYGON_BACKOFF_S", 0.5),
     )
 
 

@@ -190,6 +190,7 @@ def test_a_chain_provider_that_is_down_fails_the_run_but_not_the_subgraph(
     output = log.read_text()
     assert code == 1, output[-3000:]
     assert "source polygon FAILED: the Polygon provider did not give its finalized block" in output
+    assert "limits: max_attempts=2," in output  # POLYGON_MAX_ATTEMPTS reaches the client
     ((ingested,),) = store.query_rows(
         "SELECT count() FROM default.resolutions_external_ingest FINAL"
     )
