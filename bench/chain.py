@@ -7,13 +7,12 @@ first gives the fixed cost (start-up, schema, view)."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.sim import PIPELINE_BIN, PROJECT_ROOT
+from bench.sim import PIPELINE_BIN, PROJECT_ROOT, pipeline_env
 from payout_standins.polygon.synthetic import SyntheticChain, SyntheticRules
 from payout_standins.procs import stop_group
 
@@ -24,22 +23,15 @@ FIXED_RUNS = 3
 
 
 def _env(home: Path, url: str, max_rps: float, tmp: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GOLDSKY_", "PAYOUT_", "POLYGON_", "CLICKHOUSE_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        CLICKHOUSE_DSN=f"chdb://{home / 'clickhouse'}",
+    return pipeline_env(
+        home,
+        tmp,
         PAYOUT_SOURCES="polygon",
         POLYGON_RPC_URL=url,
         POLYGON_START_BLOCK="0",
         POLYGON_RANGE_BLOCKS=str(RANGE_BLOCKS),
         POLYGON_MAX_RPS=f"{max_rps:g}",
-        TMPDIR=str(tmp),
     )
-    return env
 
 
 def _one(workdir: Path, name: str, rules: SyntheticRules, echo: bool) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from bench.scenario import (
     Outcome,
     Scenario,
 )
-from bench.sim import PIPELINE_BIN, PROJECT_ROOT, VENV_BIN, SimulatorProcess
+from bench.sim import PIPELINE_BIN, PROJECT_ROOT, VENV_BIN, SimulatorProcess, pipeline_env
 from payout_standins.goldsky import Universe
 from payout_standins.procs import stop_group
 
@@ -72,18 +72,14 @@ def _write_ids(universe: Universe, count: int, path: Path) -> int:
 
 
 def _child_env(sc: Scenario, home: Path, url: str, ids_file: Path, tmp: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GOLDSKY_", "PAYOUT_", "POLYGON_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        CLICKHOUSE_DSN=f"chdb://{home / 'clickhouse'}",
+    env = pipeline_env(
+        home,
+        tmp,
         GOLDSKY_ENDPOINT=url,
         PAYOUT_SHARDS=str(sc.shards),
         PAYOUT_SOURCES="goldsky",  # the subgraph scenarios; the chain's are measured apart
         GOLDSKY_MAX_RPS=str(sc.max_rps),
         PAYOUT_IDS_FILE=str(ids_file),
-        TMPDIR=str(tmp),  # the client's host-wide limiter file lives here: one per scenario
     )
     if sc.concurrency:
         env["GOLDSKY_CONCURRENCY"] = str(sc.concurrency)

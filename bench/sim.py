@@ -29,6 +29,26 @@ VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 # validates (measured with ``-X importtime`` and RssAnon around one ``rule_failures`` call).
 BENCH_VENV = PROJECT_ROOT / ".venv-bench"
 PIPELINE_BIN = BENCH_VENV / "bin" if (BENCH_VENV / "bin" / "payout-backfill").exists() else VENV_BIN
+
+
+def pipeline_env(home: Path, tmp: Path, **settings: str) -> dict[str, str]:
+    """The environment of a benchmarked ``payout-backfill`` process: none of the caller's
+    project variables, its own DAGSTER_HOME and embedded store, and its own TMPDIR (where the
+    host-wide limiter file lives: one per scenario), plus ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GOLDSKY_", "PAYOUT_", "POLYGON_", "CLICKHOUSE_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        CLICKHOUSE_DSN=f"chdb://{home / 'clickhouse'}",
+        TMPDIR=str(tmp),
+        **settings,
+    )
+    return env
+
+
 START_TIMEOUT_S = 60.0
 
 

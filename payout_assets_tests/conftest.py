@@ -108,7 +108,7 @@ class Pipeline:
         """The assets, with ``shards`` partitions when the test asks for a count."""
         if self.shards is None:
             return list(ALL_ASSETS)
-        shard_assets = assets.shard_assets(shard_partitions_def(self.shards))
+        shard_assets = assets.shard_assets(self.shard_partitions())
         by_key = {a.key: a for a in shard_assets}
         return [by_key.get(a.key, a) for a in ALL_ASSETS]
 
@@ -127,9 +127,11 @@ class Pipeline:
             *checks.shard_checks(fetch, ingest),
         ]
 
+    def shard_partitions(self) -> dg.StaticPartitionsDefinition:
+        return shard_partitions if self.shards is None else shard_partitions_def(self.shards)
+
     def shard_keys(self) -> list[str]:
-        partitions = shard_partitions if self.shards is None else shard_partitions_def(self.shards)
-        return list(partitions.get_partition_keys())
+        return list(self.shard_partitions().get_partition_keys())
 
     def resources(self) -> dict[str, Any]:
         goldsky = {

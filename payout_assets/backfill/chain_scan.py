@@ -102,13 +102,14 @@ def _prepare(
 
 def _chunks(
     client: RpcClient, plans: Sequence[tuple[RangeReport, int, int]], sizer: RangeSizer
-) -> Iterator[tuple[RangeReport, Chunk]]:
+) -> Iterator[tuple[RangeReport, Chunk, bool]]:
+    """Each plan's chunks, in order, with whether the chunk ends its plan."""
     for report, start, target in plans:
         # only a range the scan leaves open is continued later: its end's hash is what the next
         # run checks for a reorg; a complete range is scanned anew if ever asked again
         hash_end = target < report.block_range.last
         for chunk in scan(client, client.settings.ctf_address, start, target, sizer, hash_end):
-            yield report, chunk
+            yield report, chunk, chunk.last == target
 
 
 def read_ahead(items: Iterator[T], depth: int) -> Iterator[T]:
@@ -190,10 +191,10 @@ def scan_block_ranges(
         pending.clear()
 
     try:
-        for report, chunk in read_ahead(_chunks(client, plans, sizer), depth=2 * WRITE_CHUNKS):
+        read = read_ahead(_chunks(client, plans, sizer), depth=2 * WRITE_CHUNKS)
+        for report, chunk, ends in read:
             pending.append((report, chunk))
             full = sum(len(c.resolutions) for _, c in pending) >= WRITE_ROWS
-            ends = chunk.last == min(report.block_range.last, final.number)
             if full or len(pending) >= WRITE_CHUNKS or ends:
                 write()
             if ends:

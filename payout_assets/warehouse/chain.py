@@ -1,7 +1,7 @@
 """The chain source's tables: each scanned chunk's rows, then its checkpoint, in that order.
 
 A run killed between the two leaves rows past the checkpoint; the next run deletes them before it
-continues (``resume_point``), so a range is never read into the table twice or left with a gap.
+continues (``rewind``), so a range is never read into the table twice or left with a gap.
 """
 
 from __future__ import annotations
