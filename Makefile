@@ -29,7 +29,7 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 demo: install
 	$(BIN)/python -m payout_standins demo
 
-test: install
+test: install system-deps
 	$(BIN)/ruff check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/ruff format --check payout_assets payout_standins payout_assets_tests bench
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15

@@ -211,8 +211,40 @@ def load_problems() -> list[str]:
         _number_problem("POLYGON_MAX_ATTEMPTS", 1, whole=True),
         _number_problem("POLYGON_MAX_RETRY_S", 0),
         _number_problem("POLYGON_BACKOFF_S", 0),
+        *shared_services_problems(),
     ]
     return [p for p in problems if p]
+
+
+INSTANCE_FOR_SEVERAL_HOSTS = PROJECT_ROOT / "deploy" / "dagster.yaml"
+
+
+def shared_services_problems() -> list[str]:
+    """DAGSTER_PG_URL and PAYOUT_REDIS_URL, the services runs on several hosts share: each a URL
+    of its kind, and with DAGSTER_PG_URL an instance that keeps its storage in PostgreSQL (else
+    each host would checkpoint in its own SQLite files while the shard locks are shared)."""
+    found = []
+    pg, redis_url = _env("DAGSTER_PG_URL"), _env("PAYOUT_REDIS_URL")
+    if pg is not None and urlsplit(pg).scheme not in {"postgresql", "postgres"}:
+        found.append(
+            f"DAGSTER_PG_URL={redact(pg)!r} is not a PostgreSQL URL: set it to "
+            "postgresql://user:password@host:5432/dagster, or unset it for the single-machine "
+            "instance"
+        )
+    elif pg is not None:
+        settings = dagster_home() / "dagster.yaml"
+        if settings.exists() and "postgres" not in settings.read_text():
+            found.append(
+                f"DAGSTER_PG_URL is set but {settings} keeps the instance in SQLite: copy "
+                f"{INSTANCE_FOR_SEVERAL_HOSTS.relative_to(PROJECT_ROOT)} there (or use a new "
+                "DAGSTER_HOME, which gets it), or unset DAGSTER_PG_URL"
+            )
+    if redis_url is not None and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        found.append(
+            f"PAYOUT_REDIS_URL={redact(redis_url)!r} is not a Redis URL: set it to "
+            "redis://host:6379/0 (rediss:// for TLS), or unset it for one rate per host"
+        )
+    return found
 
 
 def _sources_problem() -> str | None:

@@ -26,6 +26,7 @@ from payout_assets.cli.checkpoint import shard_checkpoints, snapshot_run_id
 from payout_assets.cli.failures import job_failure_lines, shard_failure_lines
 from payout_assets.defs.partitions import shard_partitions
 from payout_assets.settings import (
+    INSTANCE_FOR_SEVERAL_HOSTS,
     PROJECT_ROOT,
     clickhouse_dsn,
     dagster_home,
@@ -106,12 +107,14 @@ def _one(job: str, log_dir: Path, say: Callable[[str], None], record: BackfillRe
 
 
 def ensure_home() -> Path:
-    """DAGSTER_HOME as an absolute, existing directory with the project's instance settings."""
+    """DAGSTER_HOME as an absolute, existing directory with the project's instance settings
+    (``deploy/dagster.yaml``, the instance in PostgreSQL, when DAGSTER_PG_URL is set)."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        shutil.copyfile(PROJECT_ROOT / "dagster_home" / "dagster.yaml", settings)
+        instance = INSTANCE_FOR_SEVERAL_HOSTS if os.environ.get("DAGSTER_PG_URL") else None
+        shutil.copyfile(instance or PROJECT_ROOT / "dagster_home" / "dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -95,7 +95,7 @@ def fetch_shard(
     """One shard's fetch, in a Pipes worker; a failure is recorded in the ledger and raised."""
     shard = shard_index(context.partition_key)
     store = clickhouse.store(merges=False)
-    shard_lock = store.named_lock(context.partition_key)
+    shard_lock = clickhouse.shard_lock(store, context.partition_key)
     try:
         shard_lock.acquire(timeout=0)
     except Timeout:

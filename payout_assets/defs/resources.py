@@ -34,6 +34,11 @@ def _number(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _secret(name: str) -> dg.EnvVar | None:
+    """A secret setting as Dagster shows it: the variable's name, never its value."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
 def polygon_resource() -> PolygonResource:
     """The chain source as configured by the environment (the CLI resolves it the same way)."""
     return PolygonResource(
@@ -49,24 +54,20 @@ def polygon_resource() -> PolygonResource:
         max_attempts=int(_number("POLYGON_MAX_ATTEMPTS", 8)),
         max_retry_s=_number("POLYGON_MAX_RETRY_S", 300.0),
         backoff_initial_s=_number("POLYGON_BACKOFF_S", 0.5),
+        redis_url=_secret("PAYOUT_REDIS_URL"),
     )
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    secret_or_none = {
-        "api_key": dg.EnvVar("GOLDSKY_API_KEY") if os.environ.get("GOLDSKY_API_KEY") else None,
-        "extra_headers": dg.EnvVar("GOLDSKY_HEADERS")
-        if os.environ.get("GOLDSKY_HEADERS")
-        else None,
-    }
     return dg.Definitions(
         # One process per run: a shard's steps (fetch, checks, ingest) are short and sequential,
         # and a process per step would pay Dagster's start-up cost four times per shard.
         executor=dg.in_process_executor,
         resources={
             "clickhouse": ClickHouseResource(
-                dsn=env_or_default("CLICKHOUSE_DSN", default_clickhouse_dsn())
+                dsn=env_or_default("CLICKHOUSE_DSN", default_clickhouse_dsn()),
+                lock_url=_secret("DAGSTER_PG_URL"),
             ),
             "goldsky": GoldskyResource(
                 endpoint=env_or_default("GOLDSKY_ENDPOINT", DEFAULT_GOLDSKY_ENDPOINT),
@@ -78,7 +79,9 @@ def resources() -> dg.Definitions:
                 max_retry_s=_number("GOLDSKY_MAX_RETRY_S", 300.0),
                 backoff_initial_s=_number("GOLDSKY_BACKOFF_S", 0.5),
                 worker_module=os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
-                **secret_or_none,
+                api_key=_secret("GOLDSKY_API_KEY"),
+                extra_headers=_secret("GOLDSKY_HEADERS"),
+                redis_url=_secret("PAYOUT_REDIS_URL"),
             ),
             "polygon": polygon_resource(),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),

@@ -4,8 +4,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from filelock import FileLock
 from pydantic import Field
 
+from payout_assets.redact import redact
+from payout_assets.warehouse.locks import AdvisoryLock
 from payout_assets.warehouse.store import ClickHouseStore
 
 
@@ -23,6 +26,20 @@ class ClickHouseResource(dg.ConfigurableResource):
     lock_timeout_s: float = Field(
         default=900.0, description="How long a process waits for the embedded store's file lock."
     )
+
+    lock_url: str | None = Field(
+        default=None,
+        description=(
+            "DAGSTER_PG_URL: with the instance on PostgreSQL, a shard's lock is an advisory lock "
+            "there, held across hosts (unset: a lock file next to the store)."
+        ),
+    )
+
+    def shard_lock(self, store: ClickHouseStore, name: str) -> AdvisoryLock | FileLock:
+        """The lock that keeps two runs of one shard from overlapping, wherever they run."""
+        if self.lock_url:
+            return AdvisoryLock(self.lock_url, redact(self.dsn), name)
+        return store.named_lock(name)
 
     def store(self, merges: bool = True) -> ClickHouseStore:
         """``merges=False`` for the per-shard steps: their processes then never run a merge of

@@ -33,7 +33,7 @@ from payout_assets.sources.goldsky.errors import (
     ResponseIntegrityError,
     TransientGoldskyError,
 )
-from payout_assets.sources.rate import host_limiter
+from payout_assets.sources.rate import shared_limiter
 from payout_assets.sources.retry import RetryPolicy
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import RawCondition
@@ -74,6 +74,7 @@ class ClientSettings:
     api_key: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     rate_limit_db: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # PAYOUT_REDIS_URL: may hold a password
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_FIRST:
@@ -120,7 +121,9 @@ class GoldskyClient:
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
             transport=transport,
         )
-        self._limiter = host_limiter(settings.endpoint, settings.max_rps, settings.rate_limit_db)
+        self._limiter = shared_limiter(
+            settings.endpoint, settings.max_rps, settings.rate_limit_db, settings.redis_url
+        )
         self._limiter_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._cancelled = threading.Event()

@@ -34,6 +34,13 @@ class GoldskyResource(dg.ConfigurableResource):
     extra_headers: str | None = Field(
         default=None, description="GOLDSKY_HEADERS: a JSON object of extra HTTP headers."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "PAYOUT_REDIS_URL: the request-rate window lives in this Redis, shared by every host "
+            "(unset: one window per host, in its temp dir)."
+        ),
+    )
     worker_module: str = Field(
         default=WORKER_MODULE,
         description=(
@@ -66,6 +73,7 @@ class GoldskyResource(dg.ConfigurableResource):
             backoff_max_s=self.backoff_max_s,
             api_key=self.api_key,
             headers={str(k): str(v) for k, v in headers.items()},
+            redis_url=self.redis_url,
         )
 
     def client(self, log: logging.Logger | None = None) -> GoldskyClient:

@@ -38,7 +38,7 @@ _PR_SET_PDEATHSIG = 1  # prctl option, from linux/prctl.h
 # header reach the worker in this environment variable, never in the Pipes extras: Dagster writes
 # the Pipes context to a file in the temp dir, and a run killed with SIGKILL leaves it there.
 SECRETS_ENV = "PAYOUT_WORKER_SECRETS"
-SECRET_SETTINGS = ("endpoint", "api_key", "headers")
+SECRET_SETTINGS = ("endpoint", "api_key", "headers", "redis_url")
 
 
 def split_secrets(settings: ClientSettings, dsn: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -56,6 +56,10 @@ class PolygonResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=8, description="Attempts per request, first one included.")
     max_retry_s: float = Field(default=300.0, description="Total time a request may retry.")
     backoff_initial_s: float = Field(default=0.5, description="First backoff step (full jitter).")
+    redis_url: str | None = Field(
+        default=None,
+        description="PAYOUT_REDIS_URL: the call-rate window lives in this Redis, for every host.",
+    )
 
     def settings(self) -> RpcSettings:
         return RpcSettings(
@@ -70,6 +74,7 @@ class PolygonResource(dg.ConfigurableResource):
             max_attempts=self.max_attempts,
             max_retry_s=self.max_retry_s,
             backoff_initial_s=self.backoff_initial_s,
+            redis_url=self.redis_url,
         )
 
     def client(self, log: logging.Logger | None = None) -> RpcClient:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from payout_assets.sources.polygon.errors import (
     classify_error,
 )
 from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
-from payout_assets.sources.rate import host_limiter
+from payout_assets.sources.rate import shared_limiter
 from payout_assets.sources.retry import RetryPolicy
 
 Call = tuple[str, Sequence[Any]]
@@ -60,6 +60,7 @@ class RpcSettings:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     rate_limit_db: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # PAYOUT_REDIS_URL: may hold a password
 
     def __post_init__(self) -> None:
         if self.max_rps <= 0:
@@ -101,7 +102,9 @@ class RpcClient:
             headers={"content-type": "application/json"},
             transport=transport,
         )
-        self._limiter = host_limiter(settings.url, settings.max_rps, settings.rate_limit_db)
+        self._limiter = shared_limiter(
+            settings.url, settings.max_rps, settings.rate_limit_db, settings.redis_url
+        )
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.requests_sent = 0  # calls, not POSTs: what the provider's rate limit counts
