@@ -12,6 +12,8 @@ from typing import Any
 from bench.procs import ProcessPeak
 from bench.scenario import (
     ANON_LIMIT_MB,
+    CPU_LIMIT_S,
+    FIXED_LIMIT_S,
     INGEST_TARGET_ROWS_S,
     RATIO_SLACK,
     RSS_FLAT_SHARE,
@@ -195,6 +197,23 @@ def memory_table(outcomes: list[Outcome]) -> str:
     return memory
 
 
+ROLES = ("cli", "forkserver", "run", "worker", "run_helper", "resource_tracker", "other")
+
+
+def cpu_table(outcomes: list[Outcome]) -> str:
+    """CPU seconds of the backfill's processes, by role, and how many processes each role had."""
+    rows = []
+    for o in outcomes:
+        by_role = o.cpu_by_role()
+        cells: list[object] = [o.scenario.name]
+        for role in ROLES:
+            n, s = by_role.get(role, (0, 0.0))
+            cells.append(f"{_f(s, 1)} ({n})" if n else "-")
+        cells += [_f(o.cpu_s, 1), len(o.processes)]
+        rows.append(cells)
+    return _md(["scenario", *ROLES, "total CPU s", "processes"], rows)
+
+
 def target_rows(
     outcomes: list[Outcome],
     main: Outcome | None,
@@ -237,6 +256,19 @@ def target_rows(
                 "x",
                 True,
             )
+    if main:
+        target(
+            f"backfill CPU, every process ({main.scenario.ids:,} ids)",
+            main.cpu_s,
+            CPU_LIMIT_S,
+            "s",
+            True,
+        )
+    fixed = [o for o in outcomes if o.scenario.name.startswith("fixed")]
+    if fixed:
+        best = min(fixed, key=lambda o: o.wall_s)
+        target("fixed cost, wall (1,000 ids)", fixed_s, FIXED_LIMIT_S, "s", True)
+        target("fixed cost, CPU of every process", best.cpu_s, FIXED_LIMIT_S, "s", True)
     if scale:
         target(
             f"wall <= 1.3 x floor + fixed ({scale.scenario.ids:,} ids)",
@@ -400,6 +432,11 @@ def build_report(
             "file-backed and shared. A shard is two processes: its Dagster run (a fork) and the "
             "fetch worker the run starts (a new process without Dagster); the per-shard targets "
             "take the larger of the two.\n\n" + memory,
+            "## CPU seconds by process role (processes)\n\n"
+            "Every process of the backfill's tree, each counted at its last sample (the "
+            "sampler's 0.2 s interval): the CLI, the forkserver it starts, the Dagster runs "
+            "(forks of the forkserver), the fetch workers the shard runs start, and their "
+            "helpers.\n\n" + cpu_table(outcomes),
             "## ClickHouse write throughput\n\n" + ingest_md,
             ("## Scaling\n\n" + scaling) if scaling else "",
         ]

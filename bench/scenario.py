@@ -16,6 +16,9 @@ RATIO_SLACK = 1.3
 RSS_FLAT_SHARE = 0.10
 ANON_LIMIT_MB = 250.0
 INGEST_TARGET_ROWS_S = 100_000.0
+# Targets of issue 18: CPU of every backfill process at 170,448 ids; the 1,000-id fixed cost
+CPU_LIMIT_S = 25.0
+FIXED_LIMIT_S = 8.0
 
 
 @dataclass
@@ -64,6 +67,19 @@ class Outcome:
         return max(found, key=lambda p: p.peak_rss_mb) if found else None
 
     @property
+    def cpu_s(self) -> float:
+        """CPU seconds of every process of the backfill (the CLI's whole tree)."""
+        return sum(p.cpu_s for p in self.processes)
+
+    def cpu_by_role(self) -> dict[str, tuple[int, float]]:
+        """role -> (processes, CPU seconds)."""
+        out: dict[str, tuple[int, float]] = {}
+        for p in self.processes:
+            n, s = out.get(p.role, (0, 0.0))
+            out[p.role] = (n + 1, s + p.cpu_s)
+        return out
+
+    @property
     def ratio(self) -> float:
         return self.wall_s / self.scenario.floor_s
 
@@ -86,6 +102,8 @@ class Outcome:
             "traffic": self.traffic,
             "shard_peak_rss_mb_max": round(max((p.peak_rss_mb for p in shards), default=0), 1),
             "shard_peak_anon_mb_max": round(max((p.peak_anon_mb for p in shards), default=0), 1),
+            "cpu_s": round(self.cpu_s, 2),
+            "cpu_s_by_role": {r: round(s, 2) for r, (_, s) in self.cpu_by_role().items()},
             "processes": [p.to_json() for p in self.processes],
             "baseline": self.baseline,
             "other_load_cores": self.other_load_cores,

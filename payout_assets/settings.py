@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -28,6 +29,7 @@ import click
 import dagster as dg
 
 from payout_assets.redact import redact
+from payout_assets.warehouse.ddl import is_cloud
 
 DEFAULT_GOLDSKY_ENDPOINT = (
     "https://api.goldsky.com/api/public/project_cl6mb8i9h0003e201j6li0diw"
@@ -52,6 +54,11 @@ def clickhouse_dsn() -> str:
     """CLICKHOUSE_DSN, or the embedded store in the Dagster home when it is unset or empty: the
     one fallback every command and the definitions use."""
     return os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
+
+
+def clickhouse_cluster() -> str | None:
+    """CLICKHOUSE_CLUSTER: the self-managed cluster the schema is created on (unset: none)."""
+    return os.environ.get("CLICKHOUSE_CLUSTER") or None
 
 
 def shard_count() -> int:
@@ -126,6 +133,7 @@ COMMAND_SCOPES: dict[str, frozenset[Scope]] = {
     "status": frozenset({Scope.LOAD, Scope.STORE, Scope.SERVER}),
     "verify": frozenset({Scope.STORE, Scope.SERVER}),
     "dev": frozenset({Scope.LOAD}),
+    "schema": frozenset({Scope.STORE}),
 }
 
 
@@ -276,6 +284,30 @@ def store_problems() -> list[str]:
         ]
     if parts.scheme != "chdb" and not parts.hostname:
         return [f"CLICKHOUSE_DSN={shown!r} names no host: {fix}"]
+    return _cluster_problems(dsn)
+
+
+def _cluster_problems(dsn: str) -> list[str]:
+    """CLICKHOUSE_CLUSTER names a self-managed cluster of servers: not the embedded engine, and
+    not ClickHouse Cloud, which replicates by itself and refuses ON CLUSTER."""
+    cluster = clickhouse_cluster()
+    if cluster is None:
+        return []
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", cluster):
+        return [
+            f"CLICKHOUSE_CLUSTER={cluster!r} is not a cluster name: set it to the name in the "
+            "servers' remote_servers (letters, digits, _ . -), or unset it"
+        ]
+    if dsn.startswith("chdb:"):
+        return [
+            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is the embedded engine, which has no "
+            "cluster: unset CLICKHOUSE_CLUSTER, or point CLICKHOUSE_DSN at a node of the cluster"
+        ]
+    if is_cloud(dsn):
+        return [
+            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is ClickHouse Cloud, which replicates "
+            "every table itself and refuses ON CLUSTER: unset CLICKHOUSE_CLUSTER"
+        ]
     return []
 
 

@@ -29,6 +29,7 @@ from payout_assets_tests.cli_helpers import (
     start,
 )
 from payout_assets_tests.conftest import settled_stats, write_ids
+from payout_assets_tests.payouts import expected_payouts, ingested_payouts
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 from payout_standins.procs import stop_group
@@ -36,30 +37,6 @@ from payout_standins.procs import stop_group
 pytestmark = pytest.mark.e2e
 
 SHARDS = 4
-
-
-def _expected(sim: Simulator, store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
-    """Resolved payouts the subgraph has, at the pinned block, for the ids the backfill asked."""
-    snapshot = tables.current_snapshot(store)
-    assert snapshot is not None
-    asked = [
-        r[0]
-        for r in store.query_rows("SELECT condition_id FROM payout_backfill.missing_condition_ids")
-    ]
-    out = {}
-    for cid in asked:
-        state = sim.universe.state("0x" + cid, snapshot.block_number)
-        if state is not None and state.resolved:
-            out[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    return out
-
-
-def _ingested(store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
-    rows = store.query_rows(
-        "SELECT condition_id, payout_numerators, payout_denominator "
-        "FROM default.resolutions_external_ingest FINAL"
-    )
-    return {cid: (list(n), d) for cid, n, d in rows}
 
 
 @pytest.fixture
@@ -117,7 +94,7 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     json_log = tmp_path / "resume.jsonl"
     assert run(cli("run", "--json"), env, json_log, timeout=300) == 0, json_log.read_text()[-3000:]
     stats = sim.traffic.stats()
-    assert _ingested(store) == _expected(sim, store)
+    assert ingested_payouts(store) == expected_payouts(sim, store)
     _assert_json_progress(json_log, todo, todo_ids)
     # The resume fetched exactly the shards not checkpointed at the kill, each id once; the
     # shards already done were not fetched again.
@@ -211,8 +188,8 @@ def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> No
             "SELECT condition_id FROM payout_backfill.missing_condition_ids WHERE shard = 1"
         )
     }
-    expected = {c: v for c, v in _expected(sim, store).items() if c in shard_ids}
-    assert _ingested(store) == expected
+    expected = {c: v for c, v in expected_payouts(sim, store).items() if c in shard_ids}
+    assert ingested_payouts(store) == expected
     staged = store.query_rows(
         "SELECT count(), uniqExact(condition_id), uniqExact(run_id) FROM payout_backfill.goldsky_payouts WHERE shard = 1"
     )[0]
@@ -322,7 +299,7 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
         state = sim.universe.state("0x" + cid, snapshot.block_number)
         if cid not in primary and state is not None and state.resolved:
             expected[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    assert _ingested(store) == expected
+    assert ingested_payouts(store) == expected
     rows, distinct = store.query_rows(
         "SELECT count(), uniqExact(condition_id) FROM cascadian_clean.vw_resolutions_truth"
     )[0]

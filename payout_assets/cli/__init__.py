@@ -68,6 +68,16 @@ def _cmd_verify(_args: argparse.Namespace) -> int:
     return run_verify()
 
 
+def _cmd_schema(_args: argparse.Namespace) -> int:
+    from payout_assets.settings import clickhouse_cluster
+    from payout_assets.warehouse.ddl import Target
+    from payout_assets.warehouse.schema import schema_statements
+
+    for statement in schema_statements(Target(clickhouse_cluster())):
+        print(statement.strip() + ";\n")
+    return 0
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -140,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="validate what the backfill wrote (the post-run checks; exit 1 on failure)"
     )
     verify.set_defaults(func=_cmd_verify)
+
+    schema = sub.add_parser(
+        "schema",
+        help="print the schema's DDL as the store would get it (CLICKHOUSE_CLUSTER: ON CLUSTER)",
+    )
+    schema.set_defaults(func=_cmd_schema)
 
     return parser
 

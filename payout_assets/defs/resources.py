@@ -7,6 +7,7 @@ import dagster as dg
 from payout_assets.settings import (
     DEFAULT_GOLDSKY_ENDPOINT,
     DEFAULT_MAX_RPS,
+    clickhouse_cluster,
     default_clickhouse_dsn,
     env_or_default,
 )
@@ -67,6 +68,7 @@ def resources() -> dg.Definitions:
         resources={
             "clickhouse": ClickHouseResource(
                 dsn=env_or_default("CLICKHOUSE_DSN", default_clickhouse_dsn()),
+                cluster=clickhouse_cluster(),
                 lock_url=_secret("DAGSTER_PG_URL"),
             ),
             "goldsky": GoldskyResource(

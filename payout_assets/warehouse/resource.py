@@ -27,6 +27,13 @@ class ClickHouseResource(dg.ConfigurableResource):
         default=900.0, description="How long a process waits for the embedded store's file lock."
     )
 
+    cluster: str | None = Field(
+        default=None,
+        description=(
+            "CLICKHOUSE_CLUSTER: a self-managed cluster's name; the schema is then created ON "
+            "CLUSTER with Replicated engines and Distributed tables (payout_assets/warehouse/ddl.py)."
+        ),
+    )
     lock_url: str | None = Field(
         default=None,
         description=(
@@ -45,7 +52,9 @@ class ClickHouseResource(dg.ConfigurableResource):
         """``merges=False`` for the per-shard steps: their processes then never run a merge of
         the shared tables, which would put the merge's memory in a shard (see
         ``NO_MERGES_OPTIONS``); the view step merges what the shards wrote."""
-        return ClickHouseStore(self.dsn, lock_timeout_s=self.lock_timeout_s, merges=merges)
+        return ClickHouseStore(
+            self.dsn, lock_timeout_s=self.lock_timeout_s, merges=merges, cluster=self.cluster
+        )
 
     @contextmanager
     def held(self, merges: bool = True) -> Iterator[ClickHouseStore]:

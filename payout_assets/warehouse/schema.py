@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 
-from payout_assets.warehouse.sql import load_sql
+from payout_assets.warehouse.ddl import Target, render
+from payout_assets.warehouse.sql import load_sql, statements
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
 # Raise with every change of the schema files; a store that records a higher version was
@@ -46,6 +47,13 @@ def schema_digest() -> str:
     return digest.hexdigest()
 
 
+def schema_statements(target: Target) -> list[str]:
+    """Every statement of the schema, rendered for ``target`` (one server, Cloud or a cluster),
+    the version table last but one: the version is recorded after it."""
+    names = (*SCHEMA_FILES, "schema/create_version_table.sql")
+    return [rendered for name in names for s in statements(name) for rendered in render(s, target)]
+
+
 def recorded_version(store: ClickHouseStore) -> tuple[int, str] | None:
     """The (version, digest) the store was last brought to; None for a store an older release
     made (no version table) or a new one."""
@@ -75,8 +83,7 @@ def migrate(store: ClickHouseStore) -> bool:
                 f"release's {SCHEMA_VERSION}: run the payout-backfill release that migrated it"
             )
         store.ensure_room_for_ddl("the schema migration")
-        for name in SCHEMA_FILES:
-            store.run_file(name)
-        store.run_file("schema/create_version_table.sql")
+        for statement in schema_statements(store.ddl_target):
+            store.command(statement)
         store.run_file("schema/record_version.sql", {"version": wanted[0], "digest": wanted[1]})
     return True

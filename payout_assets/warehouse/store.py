@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 
 from payout_assets.redact import redact
 from payout_assets.warehouse import heap
+from payout_assets.warehouse.ddl import Target
 from payout_assets.warehouse.sql import statements
 
 _RELEASE_MEMORY = statements("meta/release_memory.sql")[0]
@@ -82,9 +83,16 @@ def _secrets_of(dsn: str) -> list[str]:
 class ClickHouseStore:
     """A ClickHouse database reached through clickhouse-connect, shareable between processes."""
 
-    def __init__(self, dsn: str, lock_timeout_s: float = 900.0, merges: bool = True) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        lock_timeout_s: float = 900.0,
+        merges: bool = True,
+        cluster: str | None = None,
+    ) -> None:
         """``merges=False``: this process's engine opens run no background merges
-        (``NO_MERGES_OPTIONS``; embedded only, a server merges on its own)."""
+        (``NO_MERGES_OPTIONS``; embedded only, a server merges on its own). ``cluster``: the
+        self-managed cluster the schema is created on (``warehouse.ddl``)."""
         scheme = urlsplit(dsn).scheme
         if scheme not in {"chdb", "http", "https"}:
             raise StoreError(
@@ -92,6 +100,7 @@ class ClickHouseStore:
             )
         self.dsn = dsn
         self.embedded = scheme == "chdb"
+        self.ddl_target = Target(cluster)
         self.merges = merges
         self._lock_timeout_s = lock_timeout_s
         self._local_lock = threading.RLock()
@@ -212,9 +221,13 @@ class ClickHouseStore:
 
     def run_file(self, name: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run every statement of ``sql/<name>`` in order."""
-        with self.session() as client:
+        with self.session():
             for statement in statements(name):
-                client.command(statement, parameters=dict(parameters or {}))
+                self.command(statement, parameters)
+
+    def command(self, statement: str, parameters: Mapping[str, Any] | None = None) -> None:
+        with self.session() as client:
+            client.command(statement, parameters=dict(parameters or {}))
 
     def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
         with self.session() as client:

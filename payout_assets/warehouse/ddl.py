@@ -1,0 +1,92 @@
+"""The schema's DDL for where the store runs: one server (or the embedded engine), ClickHouse
+Cloud, or a self-managed cluster.
+
+The files in ``sql/ddl`` and ``sql/views`` are written for one server, and that text also runs
+on ClickHouse Cloud unchanged: Cloud turns every MergeTree-family engine into its Shared*
+counterpart itself and refuses ON CLUSTER, so nothing is added there. On a self-managed cluster
+(``CLICKHOUSE_CLUSTER=name``) each table becomes a Replicated* table ``<table>_local`` on every
+node plus a Distributed table under the public name, sharded by a hash of the row's id, so every
+version of a condition lands on one shard and ReplacingMergeTree's deduplication (what FINAL
+reads) still holds; databases, ALTERs and views get ON CLUSTER.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CREATE_DATABASE = re.compile(r"^(.*?CREATE DATABASE IF NOT EXISTS \w+)\s*$", re.S)
+_CREATE_TABLE = re.compile(
+    r"^(?P<lead>.*?)CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+)\s*\n"
+    r"(?P<columns>\(.*?\n\))\s*\n"
+    r"ENGINE = (?P<engine>\w*MergeTree)(?:\((?P<args>[^)]*)\))?"
+    r"(?P<rest>.*)$",
+    re.S,
+)
+_ALTER = re.compile(r"^(?P<lead>.*?)ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\b(?P<rest>.*)$", re.S)
+_VIEW = re.compile(r"^(?P<lead>.*?)CREATE OR REPLACE VIEW (?P<name>[\w.]+) AS\b(?P<rest>.*)$", re.S)
+_ORDER_BY = re.compile(r"\bORDER BY \(?(?P<first>\w+)")
+# The column whose hash places a row on a shard: a table's own id, so that every version of an
+# id is on one shard (ReplacingMergeTree and "latest state" views read versions per shard).
+SHARD_KEY_COLUMNS = ("condition_id", "input_id", "raw_id")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the DDL runs: ``cluster`` names a self-managed cluster (ON CLUSTER, Replicated*
+    engines, Distributed tables); None is one server, the embedded engine or ClickHouse Cloud."""
+
+    cluster: str | None = None
+
+
+def is_cloud(dsn: str) -> bool:
+    """ClickHouse Cloud's services are reached at ``*.clickhouse.cloud`` (HTTPS, port 8443)."""
+    host = re.sub(r"^\w+://(?:[^@/]*@)?", "", dsn).split("/", 1)[0].split(":", 1)[0]
+    return host.endswith(".clickhouse.cloud")
+
+
+def render(statement: str, target: Target) -> list[str]:
+    """``statement`` as ``target`` runs it (one or, for a clustered table, two statements)."""
+    if target.cluster is None:
+        return [statement]
+    on_cluster = f"ON CLUSTER '{target.cluster}'"
+    if match := _CREATE_DATABASE.match(statement):
+        return [f"{match.group(1)} {on_cluster}"]
+    if match := _CREATE_TABLE.match(statement):
+        return _clustered_table(match, target.cluster, on_cluster)
+    if match := _ALTER.match(statement):
+        db, table = match["db"], match["table"]
+        return [f"{match['lead']}ALTER TABLE {db}.{table}_local {on_cluster}{match['rest']}"]
+    if match := _VIEW.match(statement):
+        return [
+            f"{match['lead']}CREATE OR REPLACE VIEW {match['name']} {on_cluster} AS{match['rest']}"
+        ]
+    raise ValueError(f"no cluster form for this statement: {statement.strip()[:120]!r}")
+
+
+def _clustered_table(match: re.Match[str], cluster: str, on_cluster: str) -> list[str]:
+    db, table, columns = match["db"], match["table"], match["columns"]
+    local = f"{table}_local"
+    path = f"'/clickhouse/tables/{{shard}}/{db}/{local}', '{{replica}}'"
+    args = f"{path}, {match['args']}" if match["args"] else path
+    engine = f"Replicated{match['engine']}({args})"
+    create_local = (
+        f"{match['lead']}CREATE TABLE IF NOT EXISTS {db}.{local} {on_cluster}\n{columns}\n"
+        f"ENGINE = {engine}{match['rest']}"
+    )
+    create_distributed = (
+        f"CREATE TABLE IF NOT EXISTS {db}.{table} {on_cluster} AS {db}.{local}\n"
+        f"ENGINE = Distributed('{cluster}', '{db}', '{local}', {shard_key(columns, match['rest'])})"
+    )
+    return [create_local, create_distributed]
+
+
+def shard_key(columns: str, rest: str) -> str:
+    """cityHash64 of the table's id column, else of its first sorting column."""
+    for column in SHARD_KEY_COLUMNS:
+        if re.search(rf"^\s*{column}\s", columns, re.M):
+            return f"cityHash64({column})"
+    order = _ORDER_BY.search(rest)
+    if order is None:
+        raise ValueError("a clustered table needs an id column or an ORDER BY to shard by")
+    return f"cityHash64({order['first']})"
