@@ -18,6 +18,7 @@ import pytest
 
 from payout_assets.defs import assets
 from payout_assets.warehouse import schema, tables
+from payout_assets.warehouse.sql import statements
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 from payout_assets_tests.conftest import Pipeline
 from payout_standins.demo import seed_store
@@ -47,15 +48,15 @@ def _metadata_files(store: ClickHouseStore) -> dict[str, tuple[int, int, bytes]]
 
 
 def _ddl_runs(store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records the SQL files the store runs (every DDL statement goes through run_file)."""
+    """Records the statements the store runs (every DDL statement goes through command)."""
     ran: list[str] = []
-    run_file = store.run_file
+    command = store.command
 
-    def recording(name: str, parameters: dict | None = None) -> None:
-        ran.append(name)
-        run_file(name, parameters)
+    def recording(statement: str, parameters: dict | None = None) -> None:
+        ran.append(statement)
+        command(statement, parameters)
 
-    monkeypatch.setattr(store, "run_file", recording)
+    monkeypatch.setattr(store, "command", recording)
     return ran
 
 
@@ -96,7 +97,7 @@ def test_a_store_an_older_release_made_is_migrated_once(
     )
     ran = _ddl_runs(store, monkeypatch)
     tables.ensure_schema(store)
-    assert set(OLD_RELEASE_FILES) <= set(ran)
+    assert {s for name in OLD_RELEASE_FILES for s in statements(name)} <= set(ran)
     assert _versions(store) == [(schema.SCHEMA_VERSION, schema.schema_digest())]
     migrated = _metadata_files(store)
     ran.clear()
