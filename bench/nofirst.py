@@ -1,5 +1,5 @@
-"""Regression emulation for ``bench.regress`` (its forkserver imports it; its fetch worker runs it
-as ``python -m bench.nofirst``): drop ``first``.
+"""Regression emulation for ``bench.regress`` (its forkserver imports it, so every run forked
+from it fetches this way): drop ``first``.
 
 Why it exists: the benchmark has to show that a client which stops sending ``first`` is caught.
 Without ``first`` graph-node answers at most 100 rows, so a client that still wants every row
@@ -49,9 +49,3 @@ def _settings(self: GoldskyResource) -> ClientSettings:
 
 documents.document = _document  # type: ignore[assignment]
 GoldskyResource.settings = _settings  # type: ignore[method-assign]
-
-
-if __name__ == "__main__":
-    from payout_assets.sources.goldsky import worker
-
-    worker.main()

@@ -62,8 +62,8 @@ class ProcessPeak:
     """One process of the tree: what it was and the most memory it held."""
 
     pid: int
-    role: str  # cli | forkserver | run | worker | run_helper | resource_tracker | other
-    label: str  # shard-03 (a run or its worker), refresh_missing_ids, ..., or the role
+    role: str  # cli | forkserver | run | run_helper | resource_tracker | other
+    label: str  # shard-03 (a run), refresh_missing_ids, ..., or the role
     first_seen_s: float
     last_seen_s: float
     peak_rss_mb: float = 0.0  # VmHWM: the kernel's high-water mark
@@ -158,8 +158,6 @@ class TreeSampler:
         if proc.ppid() in forkservers:
             return "run"
         cmdline = " ".join(proc.cmdline())
-        if "payout_assets.sources.goldsky.worker" in cmdline:
-            return "worker"  # a shard run's fetch, in its own process (Dagster Pipes)
         if "resource_tracker" in cmdline:
             return "resource_tracker"
         if "watch_orphans" in cmdline:
@@ -178,10 +176,6 @@ class TreeSampler:
             target = _stdout_target(proc.pid)  # the launcher points fd 1 at logs/<key>.log
             if target.endswith(".log"):
                 peak.label = os.path.basename(target)
-        if peak.role == "worker" and peak.label == "worker":
-            run = self.peaks.get(proc.ppid())  # a worker is its run's: shard-03's, say
-            if run is not None and run.label.endswith(".log"):
-                peak.label = run.label
         kb = _status_kb(proc.pid)
         cpu = proc.cpu_times()
         peak.last_seen_s = now

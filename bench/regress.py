@@ -2,15 +2,12 @@
 
 Why a wrapper: the shard runs are forks of a forkserver that imports its modules before the first
 fork, so a patch applied in the CLI process would never reach them. This adds the patch module to
-the forkserver's preload list (after the project's own warm-up) and configures it as the fetch
-worker (``PAYOUT_FETCH_WORKER``: the worker is a new process, not a fork; run as a module, the
-patch module applies itself and runs the real worker), then runs the real CLI.
+the forkserver's preload list (after the project's own warm-up), then runs the real CLI.
 The ``serial`` regression needs no patch: it is ``payout-backfill run --parallel 1``.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from payout_assets.cli import launcher, main
@@ -24,7 +21,6 @@ def run(argv: list[str]) -> int:
         return 2
     context = launcher._forkserver()  # creates the context with the project's preload
     context.set_forkserver_preload(["payout_assets.cli.forkserver", PATCHES[argv[0]]])
-    os.environ["PAYOUT_FETCH_WORKER"] = PATCHES[argv[0]]
     return main(argv[1:])
 
 

@@ -164,20 +164,15 @@ def memory_table(outcomes: list[Outcome]) -> str:
         for label in ("cli", "forkserver", "refresh_missing_ids"):
             p = o.peak(label)
             cells.append(_mem(p) if p else "-")
-        for role in ("run", "worker"):
-            procs = o.shard_peaks((role,))
-            cells.append(
-                " / ".join(
-                    f"{_f(min(getattr(p, a) for p in procs), 0)}-{_f(max(getattr(p, a) for p in procs), 0)}"
-                    for a in ("peak_rss_mb", "peak_anon_mb", "peak_private_mb")
-                )
-                if procs
-                else "-"
+        cells.append(
+            " / ".join(
+                f"{_f(min(getattr(p, a) for p in shards), 0)}-{_f(max(getattr(p, a) for p in shards), 0)}"
+                for a in ("peak_rss_mb", "peak_anon_mb", "peak_private_mb")
             )
-        cpu: dict[str, float] = {}
-        for p in shards:
-            cpu[p.label] = cpu.get(p.label, 0.0) + p.cpu_s
-        cells.append(_f(max(cpu.values()), 1) if cpu else "-")
+            if shards
+            else "-"
+        )
+        cells.append(_f(max(p.cpu_s for p in shards), 1) if shards else "-")
         p = o.peak("publish_truth_view")
         cells.append(_mem(p) if p else "-")
         mem_rows.append(cells)
@@ -188,8 +183,7 @@ def memory_table(outcomes: list[Outcome]) -> str:
             "forkserver",
             "missing_condition_ids run",
             "shard runs (min-max)",
-            "their fetch workers (min-max)",
-            "shard CPU s, run + worker (max)",
+            "shard run CPU s (max)",
             "view run",
         ],
         mem_rows,
@@ -197,7 +191,7 @@ def memory_table(outcomes: list[Outcome]) -> str:
     return memory
 
 
-ROLES = ("cli", "forkserver", "run", "worker", "run_helper", "resource_tracker", "other")
+ROLES = ("cli", "forkserver", "run", "run_helper", "resource_tracker", "other")
 
 
 def cpu_table(outcomes: list[Outcome]) -> str:
@@ -429,14 +423,12 @@ def build_report(
             "## Peak memory, MB: RSS (VmHWM) / anon (RssAnon) / private (Private_Dirty)\n\n"
             "A fork's RssAnon includes the forkserver's heap, shared copy-on-write; private is "
             "what the process alone holds. RSS - anon is mostly the embedded engine's library, "
-            "file-backed and shared. A shard is two processes: its Dagster run (a fork) and the "
-            "fetch worker the run starts (a new process without Dagster); the per-shard targets "
-            "take the larger of the two.\n\n" + memory,
+            "file-backed and shared. A shard is one process: its Dagster run (a fork), which "
+            "fetches in-process.\n\n" + memory,
             "## CPU seconds by process role (processes)\n\n"
             "Every process of the backfill's tree, each counted at its last sample (the "
             "sampler's 0.2 s interval): the CLI, the forkserver it starts, the Dagster runs "
-            "(forks of the forkserver), the fetch workers the shard runs start, and their "
-            "helpers.\n\n" + cpu_table(outcomes),
+            "(forks of the forkserver) and their helpers.\n\n" + cpu_table(outcomes),
             "## ClickHouse write throughput\n\n" + ingest_md,
             ("## Scaling\n\n" + scaling) if scaling else "",
         ]

@@ -58,9 +58,9 @@ class Outcome:
     error: str | None = None
     log_dir: str = ""
 
-    def shard_peaks(self, roles: tuple[str, ...] = ("run", "worker")) -> list[ProcessPeak]:
-        """A shard's processes: its Dagster run and the fetch worker the run starts."""
-        return [p for p in self.processes if p.role in roles and p.label.startswith("shard-")]
+    def shard_peaks(self) -> list[ProcessPeak]:
+        """The shards' processes: one Dagster run each, which fetches in-process."""
+        return [p for p in self.processes if p.role == "run" and p.label.startswith("shard-")]
 
     def peak(self, label: str) -> ProcessPeak | None:
         found = [p for p in self.processes if p.label == label]

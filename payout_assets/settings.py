@@ -56,6 +56,12 @@ def clickhouse_dsn() -> str:
     return os.environ.get("CLICKHOUSE_DSN") or default_clickhouse_dsn()
 
 
+def instance_db_url() -> str | None:
+    """DAGSTER_PG_URL: the instance's PostgreSQL, where locks are taken across hosts (unset:
+    the single-machine instance, locks are files)."""
+    return os.environ.get("DAGSTER_PG_URL") or None
+
+
 def clickhouse_cluster() -> str | None:
     """CLICKHOUSE_CLUSTER: the self-managed cluster the schema is created on (unset: none)."""
     return os.environ.get("CLICKHOUSE_CLUSTER") or None
@@ -232,7 +238,7 @@ def shared_services_problems() -> list[str]:
     of its kind, and with DAGSTER_PG_URL an instance that keeps its storage in PostgreSQL (else
     each host would checkpoint in its own SQLite files while the shard locks are shared)."""
     found = []
-    pg, redis_url = _env("DAGSTER_PG_URL"), _env("PAYOUT_REDIS_URL")
+    pg, redis_url = instance_db_url(), _env("PAYOUT_REDIS_URL")
     if pg is not None and urlsplit(pg).scheme not in {"postgresql", "postgres"}:
         found.append(
             f"DAGSTER_PG_URL={redact(pg)!r} is not a PostgreSQL URL: set it to "

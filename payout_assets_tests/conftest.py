@@ -3,7 +3,6 @@ and helpers that materialise the real assets in process (fast) against both."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from hypothesis import settings
 
 from payout_assets.defs import assets, checks, polygon
 from payout_assets.defs.partitions import shard_partitions, shard_partitions_def
-from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
+from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.sources.polygon.resource import PolygonResource
 from payout_assets.warehouse import tables
@@ -140,8 +139,6 @@ class Pipeline:
             "backoff_initial_s": 0.01,
             "backoff_max_s": 0.2,
             "timeout_s": 5.0,
-            # as the product binds it (defs/resources.py): how worker_patches reaches the worker
-            "worker_module": os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
             **(self.goldsky_overrides or {}),
         }
         return {
@@ -155,7 +152,6 @@ class Pipeline:
                 **(self.polygon_overrides or {}),
             ),
             "id_source": IdSourceResource(ids_file=str(self.ids_file) if self.ids_file else None),
-            "pipes_subprocess_client": dg.PipesSubprocessClient(),
         }
 
     def materialize(

@@ -8,7 +8,6 @@ import pytest
 
 from payout_assets.warehouse import tables
 from payout_assets_tests.conftest import Pipeline, check_results, write_ids
-from payout_assets_tests.worker_patches import patch_worker
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator
 
@@ -35,8 +34,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
 ) -> None:
     """With the default slice size every shard run here is one slice; with 97 ids a slice,
     each is cut into about ten, and the result must be the same, row for row."""
-    monkeypatch.setattr(tables, "SLICE_IDS", slice_ids)  # the ingest, in this process
-    patch_worker(monkeypatch, slice_ids=slice_ids)  # the publish, in the fetch worker
+    monkeypatch.setattr(tables, "SLICE_IDS", slice_ids)  # the publish and the ingest
     known = [sim.universe.condition_id(i).removeprefix("0x") for i in range(3_000)]
     unknown = [sim.universe.unknown_id(j).removeprefix("0x") for j in range(150)]
     invalid = ["", "0x12", "nothex" * 11, "  ", "0x" + "g" * 64]

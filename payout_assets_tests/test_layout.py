@@ -1,5 +1,5 @@
 """The product package stands alone: nothing in ``payout_assets`` imports the stand-ins, so the
-product's runtime paths (the CLI, the code location, the Pipes worker) never load a fake."""
+product's runtime paths (the CLI, the code location) never load a fake."""
 
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
-"""A shard run's preparation and its failure record: the plain work around the fetch worker that
-the ``goldsky_payouts`` asset starts through Dagster Pipes."""
+"""A shard run's work, as the ``goldsky_payouts`` asset does it: prepare under the shard's lock,
+fetch, validate, stage and publish, and on failure leave the shard with a recorded state."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
+from payout_assets.redact import redact
+from payout_assets.sources.goldsky.client import GoldskyClient
+from payout_assets.sources.goldsky.shard import ShardFailed, ShardProgress, run_shard
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
-
-WORKER_FAILED = "the fetch worker failed"
 
 
 class ShardNotReady(RuntimeError):
@@ -34,6 +38,48 @@ def prepare_shard(store: ClickHouseStore, shard: int, shards: int) -> Snapshot:
             "(payout-backfill run --fresh, or materialise missing_condition_ids)"
         )
     return snapshot
+
+
+@dataclass(frozen=True)
+class ShardFetched:
+    """A published shard run: its progress and the client's request counts."""
+
+    progress: ShardProgress
+    requests: int
+    retries: int
+
+
+def fetch_and_publish(
+    store: ClickHouseStore,
+    client: GoldskyClient,
+    shard: int,
+    run_id: str,
+    snapshot: Snapshot,
+    log: logging.Logger,
+) -> ShardFetched:
+    """Fetch, validate and stage every id of the shard, then publish the run. When anything
+    fails (a batch past its retries, the store, a terminated run) the run's staged rows are
+    dropped and the shard and the failed batch's ids are recorded as failed before the error
+    goes on, as :class:`ShardFailed` with a message that holds no secret of the client's."""
+    try:
+        progress = run_shard(
+            store,
+            client,
+            shard,
+            run_id,
+            snapshot,
+            on_progress=lambda p: log.info(p.summary()),
+            log=log,
+        )
+        tables.publish_shard(store, shard, run_id, snapshot.generation)
+    except BaseException as exc:
+        ids = list(exc.condition_ids) if isinstance(exc, ShardFailed) else []
+        error = redact(str(exc), client.secret_values()) or type(exc).__name__
+        record_shard_failure(store, shard, run_id, snapshot, error, ids)
+        if isinstance(exc, Exception):
+            raise ShardFailed(error, ids) from None
+        raise
+    return ShardFetched(progress, client.requests_sent, client.retries)
 
 
 def record_shard_failure(

@@ -177,10 +177,11 @@ def _refusal(command: str) -> str | None:
         return f"\npayout-backfill {command}: ".join(problems)
     if command == "run":
         from payout_assets.cli import run_lock
+        from payout_assets.settings import instance_db_url
         from payout_assets.warehouse.store import ClickHouseStore
 
         store = ClickHouseStore(clickhouse_dsn())
-        if busy := run_lock.acquire(store):
+        if busy := run_lock.acquire(store, instance_db_url()):
             return busy.message(store.display_dsn)
     return None
 

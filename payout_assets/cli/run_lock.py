@@ -18,11 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import Timeout
+
+from payout_assets.redact import redact
+from payout_assets.warehouse.locks import AdvisoryLock
 from payout_assets.warehouse.store import ClickHouseStore
 
 LOCK_NAME = "backfill-run"
 
-_held: list[int] = []  # the descriptors this process holds; closed only when it exits
+# what this process holds, released only when it exits: descriptors, PostgreSQL sessions
+_held: list[int | AdvisoryLock] = []
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,14 @@ def lock_path(store: ClickHouseStore) -> Path:
     return Path(store.named_lock(LOCK_NAME).lock_file)
 
 
-def acquire(store: ClickHouseStore) -> Busy | None:
+def acquire(store: ClickHouseStore, lock_url: str | None = None) -> Busy | None:
     """Take the store's run lock for the rest of this process's life, or say who holds it.
 
-    The file is opened without truncation and rewritten only once the lock is ours, so a
-    refused run never wipes the holder's pid from it."""
+    With ``lock_url`` (DAGSTER_PG_URL: runs on several hosts) the lock is a PostgreSQL advisory
+    lock, seen from every host. Otherwise the file is opened without truncation and rewritten
+    only once the lock is ours, so a refused run never wipes the holder's pid from it."""
+    if lock_url:
+        return _acquire_advisory(store, lock_url)
     path = lock_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -79,3 +87,20 @@ def _read_holder(fd: int) -> dict[str, object]:
     except (OSError, ValueError):
         return {}
     return holder if isinstance(holder, dict) else {}
+
+
+def _acquire_advisory(store: ClickHouseStore, lock_url: str) -> Busy | None:
+    me = f"pid {os.getpid()} on {socket.gethostname()}"
+    lock = AdvisoryLock(lock_url, redact(store.dsn), LOCK_NAME, holder=me)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        found = lock.holder()
+        name, since = found if found else ("", None)
+        words = name.split()
+        holder: dict[str, object] = {"started": since}
+        if "pid" in words and "on" in words:
+            holder.update(pid=words[words.index("pid") + 1], host=words[words.index("on") + 1])
+        return Busy(Path(f"PostgreSQL advisory lock {LOCK_NAME}"), holder)
+    _held.append(lock)
+    return None

@@ -7,27 +7,24 @@ Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) r
 of every id that entered, so nothing is lost without a trace.
 """
 
-import dataclasses
-import os
-import sys
-import warnings
+from typing import Any
 
 import dagster as dg
 from filelock import Timeout
 
 from payout_assets.backfill.shards import (
-    WORKER_FAILED,
+    ShardFetched,
     ShardNotReady,
+    fetch_and_publish,
     prepare_shard,
-    record_shard_failure,
 )
 from payout_assets.backfill.snapshot import take_snapshot
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
 from payout_assets.defs.polygon import polygon_condition_resolutions
 from payout_assets.settings import incremental_enabled
-from payout_assets.sources.goldsky import worker
 from payout_assets.sources.goldsky.resource import GoldskyResource
+from payout_assets.sources.goldsky.shard import ShardFailed
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
@@ -87,12 +84,9 @@ def snapshot_ids(
 
 
 def fetch_shard(
-    context: dg.AssetExecutionContext,
-    clickhouse: ClickHouseResource,
-    goldsky: GoldskyResource,
-    pipes_subprocess_client: dg.PipesSubprocessClient,
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, goldsky: GoldskyResource
 ) -> dg.MaterializeResult:
-    """One shard's fetch, in a Pipes worker; a failure is recorded in the ledger and raised."""
+    """One shard's fetch, under the shard's lock; a failure is recorded in the ledger and raised."""
     shard = shard_index(context.partition_key)
     store = clickhouse.store(merges=False)
     shard_lock = clickhouse.shard_lock(store, context.partition_key)
@@ -102,54 +96,51 @@ def fetch_shard(
         context.log.info(f"another run of {context.partition_key} is in progress; waiting for it")
         shard_lock.acquire()
     try:
-        try:
-            shards = context.assets_def.partitions_def.get_partition_keys()
-            snapshot = prepare_shard(store, shard, len(shards))
-        except ShardNotReady as exc:
-            raise dg.Failure(str(exc)) from None
-        # Secrets go in the worker's environment; the extras are written to a file.
-        settings, secret_env = worker.split_secrets(goldsky.settings(), clickhouse.dsn)
-        try:
-            with warnings.catch_warnings():
-                # Dagster's own Pipes client calls one of its preview APIs; the warning is about
-                # Dagster's code, and a module-level filter would not survive Dagster's own
-                # catch_warnings block around loading definitions.
-                warnings.filterwarnings(
-                    "ignore", message=".*expected_writer_count", category=dg.PreviewWarning
-                )
-                invocation = pipes_subprocess_client.run(
-                    command=[sys.executable, "-m", goldsky.worker_module],
-                    context=context,
-                    extras={
-                        "parent_pid": os.getpid(),
-                        "shard": shard,
-                        "snapshot": dataclasses.asdict(snapshot),
-                        "clickhouse": {"lock_timeout_s": clickhouse.lock_timeout_s},
-                        "goldsky": settings,
-                    },
-                    env=secret_env,
-                )
-            failure = next(iter(invocation.get_custom_messages()), None)
-            if failure is None:
-                return invocation.get_materialize_result()
-        except Exception as exc:  # the worker exited non-zero, could not start, or sent nothing
-            failure = {"error": f"{WORKER_FAILED}: {exc}", "condition_ids": []}
-        error, failed_ids = str(failure["error"]), list(failure.get("condition_ids", []))
-        record_shard_failure(store, shard, context.run.run_id, snapshot, error, failed_ids)
+        shards = context.assets_def.partitions_def.get_partition_keys()
+        snapshot = prepare_shard(store, shard, len(shards))
+        with goldsky.client(context.log) as client:
+            fetched = fetch_and_publish(
+                store, client, shard, context.run.run_id, snapshot, context.log
+            )
+    except ShardNotReady as exc:
+        raise dg.Failure(str(exc)) from None
+    except ShardFailed as exc:
+        failed = list(exc.condition_ids)
         raise dg.Failure(
-            description=f"{context.partition_key} failed: {error}",
+            description=f"{context.partition_key} failed: {exc}",
             metadata={
-                "error": error,
-                "failed_batch_size": len(failed_ids),
-                "failed_batch_all_ids": dg.MetadataValue.json(failed_ids),
+                "error": str(exc),
+                "failed_batch_size": len(failed),
+                "failed_batch_all_ids": dg.MetadataValue.json(failed),
                 "failed_batch_ids": dg.MetadataValue.md(
-                    "\n".join(f"- `{c}`" for c in failed_ids[:50])
+                    "\n".join(f"- `{c}`" for c in failed[:50])
                     or "(no batch: the shard failed before fetching)"
                 ),
             },
-        )
+        ) from None
     finally:
         shard_lock.release()
+    return dg.MaterializeResult(metadata=shard_metadata(fetched, snapshot.block_number))
+
+
+def shard_metadata(fetched: ShardFetched, block: int) -> dict[str, Any]:
+    """What a shard's materialization shows: its outcomes, requests and rejected sample."""
+    progress = fetched.progress
+    outcomes = progress.outcomes
+    return {
+        "dagster/partition_row_count": progress.done_ids,
+        "outcomes": counts_table(outcomes, "outcome"),
+        "resolved": outcomes.get("resolved", 0),
+        "rejected": outcomes.get("rejected", 0),
+        "requests": fetched.requests,
+        "retries": fetched.retries,
+        "batches": progress.batches,
+        "snapshot_block": block,
+        "seconds": round(progress.elapsed_s, 2),
+        "rejected_sample": md_table(
+            ["condition_id", "reason"], progress.rejected_sample or [("-", "-")]
+        ),
+    }
 
 
 def ingest_shard(
@@ -222,8 +213,7 @@ def shard_assets(
             "row is validated (pandera PayoutRow) before it is written to the staging table "
             "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
             "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
-            "of the run is kept; re-running the shard replaces its rows. The fetch runs in a "
-            "Dagster Pipes worker process without Dagster (payout_assets/sources/goldsky/worker.py)."
+            "of the run is kept; re-running the shard replaces its rows."
         ),
         metadata=table_name("payout_backfill.goldsky_payouts"),
     )(fetch_shard)

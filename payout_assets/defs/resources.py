@@ -11,7 +11,7 @@ from payout_assets.settings import (
     default_clickhouse_dsn,
     env_or_default,
 )
-from payout_assets.sources.goldsky.resource import WORKER_MODULE, GoldskyResource
+from payout_assets.sources.goldsky.resource import GoldskyResource
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
 from payout_assets.sources.polygon.resource import (
@@ -80,15 +80,11 @@ def resources() -> dg.Definitions:
                 max_attempts=int(_number("GOLDSKY_MAX_ATTEMPTS", 8)),
                 max_retry_s=_number("GOLDSKY_MAX_RETRY_S", 300.0),
                 backoff_initial_s=_number("GOLDSKY_BACKOFF_S", 0.5),
-                worker_module=os.environ.get("PAYOUT_FETCH_WORKER") or WORKER_MODULE,
                 api_key=_secret("GOLDSKY_API_KEY"),
                 extra_headers=_secret("GOLDSKY_HEADERS"),
                 redis_url=_secret("PAYOUT_REDIS_URL"),
             ),
             "polygon": polygon_resource(),
             "id_source": IdSourceResource(ids_file=os.environ.get("PAYOUT_IDS_FILE") or None),
-            # goldsky_payouts fetches in a worker without Dagster (payout_assets/sources/goldsky/worker.py);
-            # its stdout and stderr go to the run's own.
-            "pipes_subprocess_client": dg.PipesSubprocessClient(),
         },
     )

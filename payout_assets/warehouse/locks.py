@@ -33,16 +33,18 @@ class AdvisoryLock:
     """``acquire``/``release`` as filelock's: ``acquire(timeout=0)`` raises ``Timeout`` when
     another session holds the lock; ``acquire()`` waits for it."""
 
-    def __init__(self, url: str, scope: str, name: str) -> None:
+    def __init__(self, url: str, scope: str, name: str, holder: str = "") -> None:
+        """``holder`` (e.g. a pid and host) is shown to whoever finds the lock taken."""
         self.url = url
         self.name = name
         self.key = lock_key(scope, name)
+        self.application_name = f"payout-backfill {name} {holder}".strip()[:63]
         self._conn: connection | None = None
 
     def acquire(self, timeout: float = -1) -> None:
         import psycopg2  # dagster-postgres's driver
 
-        conn = psycopg2.connect(self.url, application_name=f"payout-backfill {self.name}")
+        conn = psycopg2.connect(self.url, application_name=self.application_name)
         conn.autocommit = True
         deadline = None if timeout < 0 else time.monotonic() + timeout
         try:
@@ -58,6 +60,26 @@ class AdvisoryLock:
             conn.close()
             raise
         self._conn = conn
+
+    def holder(self) -> tuple[str, float] | None:
+        """The session holding the lock: its application name and when it connected."""
+        import psycopg2
+
+        unsigned = self.key & 0xFFFF_FFFF_FFFF_FFFF
+        conn = psycopg2.connect(self.url)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT a.application_name, extract(epoch FROM a.backend_start) "
+                    "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                    "AND l.classid = %s AND l.objid = %s",
+                    (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+                )
+                row = cursor.fetchone()
+        finally:
+            conn.close()
+        return (str(row[0]), float(row[1])) if row else None
 
     def release(self) -> None:
         """Closing the session releases its advisory locks."""

@@ -162,8 +162,7 @@ def fetch_failure(result: dg.ExecuteInProcessResult) -> tuple[str, dict[str, Any
 
 
 def retry_delays(pipeline: Pipeline, result: dg.ExecuteInProcessResult) -> list[float]:
-    """Every backoff the client announced in the run's log ("retrying in 1.00s"): the fetch
-    runs in the worker process, and its log lines reach the run's log through Dagster Pipes."""
+    """Every backoff the client announced in the run's log ("retrying in 1.00s")."""
     return [
         float(m.group(1))
         for entry in pipeline.instance.all_logs(result.run_id)

@@ -14,15 +14,14 @@ Tests run one shard (``Pipeline(shards=1)``) unless shards are the point.
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
+from payout_assets.sources.goldsky import shard as goldsky_shard
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.client.support import (
@@ -43,7 +42,7 @@ from payout_assets_tests.client.support import (
     retry_delays,
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
-from payout_assets_tests.worker_patches import WORKER_ENV, patch_worker, staging_log_entries
+from payout_assets_tests.fetch_patches import log_staging, staging_log_entries
 from payout_standins.goldsky import (
     FaultKind,
     Simulator,
@@ -148,70 +147,6 @@ def test_random_faults_of_every_kind_still_land_exactly_the_right_rows(
     assert fetch_metadata(result)["retries"] >= sum(stats["faults"].values())
 
 
-# -- a fetch worker that dies -----------------------------------------------------------------------
-
-
-def test_a_fetch_worker_that_dies_fails_the_shard_and_keeps_nothing(
-    snapshot_pipeline: Pipeline,
-    sim: Simulator,
-    template: Template,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The worker is SIGKILLed right after its first staging write, so it sends no report: the
-    run still records the shard as failed, drops the rows the worker staged, and fails the step
-    with the worker's exit. Re-running the shard completes the backfill."""
-    staging_log = tmp_path / "staging.jsonl"
-    # The run's temp dir, and a copy of it taken at the kill: no file in either holds a secret.
-    run_tmp, disk_at_death = tmp_path / "tmp", tmp_path / "disk-at-death"
-    run_tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(run_tmp))
-    monkeypatch.setattr(tempfile, "tempdir", str(run_tmp))
-    patch_worker(
-        monkeypatch,
-        flush_rows=100,
-        staging_log=staging_log,
-        die_after_staging=True,
-        disk_at_death=disk_at_death,
-    )
-    store = snapshot_pipeline.store
-    snapshot_pipeline.goldsky_overrides = {
-        "api_key": API_KEY,
-        "extra_headers": json.dumps({"X-Api-Secret": HEADER_SECRET}),
-    }
-
-    result = fetch_and_ingest(snapshot_pipeline, "shard-00")
-
-    # The copy holds the Pipes context file, so the scan below looks at what the worker read.
-    assert [p.name for p in disk_at_death.rglob("context")] == ["context"]
-    for secret in (API_KEY, HEADER_SECRET):
-        holding = [
-            p
-            for p in [*run_tmp.rglob("*"), *disk_at_death.rglob("*")]
-            if p.is_file() and secret.encode() in p.read_bytes()
-        ]
-        assert not holding, f"a secret was written to {holding}"
-
-    assert not result.success
-    description, metadata = fetch_failure(result)
-    assert "the fetch worker failed" in description and "code -9" in description
-    assert metadata["failed_batch_size"] == 0
-    assert [(s, run) for s, run, _ in staging_log_entries(staging_log)] == [(0, result.run_id)]
-    staged = "SELECT count() FROM payout_backfill.goldsky_payouts WHERE shard = 0"
-    assert store.query_rows(staged)[0][0] == 0  # the worker's rows went with its run
-    states = ledger(store, template.generation)
-    assert {state for state, _ in states.values()} == {"failed"}
-    assert all("the fetch worker failed" in reason for _, reason in states.values())
-
-    monkeypatch.delenv(WORKER_ENV)
-    rerun = fetch_and_ingest(snapshot_pipeline, "shard-00")
-
-    assert rerun.success
-    expected = expected_payouts(sim, template.ids, template.block)
-    assert ingested(store) == expected
-    assert tables.state_counts(store, template.generation) == clean_counts(expected, KNOWN, UNKNOWN)
-
-
 # -- a batch that keeps failing --------------------------------------------------------------------
 
 
@@ -226,9 +161,10 @@ def test_batch_failing_past_its_retries_fails_the_shard_and_writes_nothing(
     its failure metadata and ledger, keeps no staged or ingested row, and shard-00 is untouched.
     Clearing the fault and re-running shard-01 alone completes the backfill."""
     # Small flushes, so the failing run has staged rows by the time its last batch gives up;
-    # every staging insert of the fetch workers is logged as (shard, run_id, rows).
+    # every staging insert is logged as (shard, run_id, rows).
     staging_log = tmp_path / "staging.jsonl"
-    patch_worker(monkeypatch, flush_rows=100, staging_log=staging_log)
+    monkeypatch.setattr(goldsky_shard, "FLUSH_ROWS", 100)
+    log_staging(monkeypatch, staging_log)
     ids = input_ids(sim, known=600, unknown=20)
     pipeline = Pipeline(
         store=store,

@@ -48,7 +48,7 @@ from payout_assets_tests.client.support import (
     wait_for,
 )
 from payout_assets_tests.conftest import Pipeline
-from payout_assets_tests.worker_patches import document_without_first, patch_worker
+from payout_assets_tests.fetch_patches import document_without_first, drop_first
 from payout_standins.goldsky import FaultKind, Simulator, run_simulator
 
 pytestmark = pytest.mark.integration
@@ -239,7 +239,7 @@ def test_a_client_without_first_would_lose_rows_and_the_suite_sees_it(
     """Regression guard for the bug that lost ~90% of resolutions: with ``first`` removed the
     backfill "succeeds", graph-node caps each batch at 100 rows, and the exact-set comparison
     every test here makes fails. The client itself refuses such a document at start-up."""
-    patch_worker(monkeypatch, no_first=True)  # the fetch runs in the worker process
+    drop_first(monkeypatch)
 
     result = fetch_and_ingest(snapshot_pipeline, "shard-00")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from filelock import Timeout
 
+from payout_assets.cli import run_lock
 from payout_assets.sources.rate import shared_limiter
 from payout_assets.warehouse.locks import AdvisoryLock
+from payout_assets.warehouse.store import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +63,7 @@ def test_hosts_sharing_redis_share_one_rate(tmp_path: Path, redis_url: str) -> N
 HOLD = """
 import sys, time
 from payout_assets.warehouse.locks import AdvisoryLock
+from payout_assets.warehouse.store import ClickHouseStore
 lock = AdvisoryLock(sys.argv[1], "store", "shard-01")
 lock.acquire()
 print("held", flush=True)
@@ -83,6 +86,37 @@ def test_a_shards_lock_is_exclusive_across_hosts_and_dies_with_its_holder(pg_url
         holder.wait(timeout=10)
         other.acquire(timeout=10)
         other.release()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+HOLD_RUN = """
+import sys, time
+from payout_assets.cli import run_lock
+from payout_assets.warehouse.store import ClickHouseStore
+assert run_lock.acquire(ClickHouseStore(sys.argv[2]), sys.argv[1]) is None
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_on_another_host_is_refused_naming_the_first(pg_url: str) -> None:
+    dsn = "http://default@clickhouse.internal:8123/default"  # one server both hosts write to
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_RUN, pg_url, dsn],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        busy = run_lock.acquire(ClickHouseStore(dsn), pg_url)
+        assert busy is not None
+        message = busy.message("clickhouse.internal")
+        assert f"pid {holder.pid} on " in message and "since 20" in message
+        holder.kill()
+        holder.wait(timeout=10)
+        assert run_lock.acquire(ClickHouseStore(dsn), pg_url) is None  # freed with its session
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -86,15 +86,11 @@ class ClientSettings:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON for the fetch worker (``payout_assets.sources.goldsky.worker``). It holds the secrets:
-        ``worker.split_secrets`` sends those through the worker's environment, never the Pipes
-        context file, which a killed run leaves in the temp dir."""
-        return {**asdict(self), "dialect": self.dialect.value, "headers": dict(self.headers)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ClientSettings:
-        return cls(**{**data, "dialect": Dialect(data["dialect"])})
+    def secret_values(self) -> list[str]:
+        """The literal values an error message must not repeat: the API key and header values
+        (a URL's password is masked by ``redact`` wherever it appears)."""
+        values = [self.api_key or "", *self.headers.values()]
+        return [str(v) for v in values if len(str(v)) >= 4]
 
 
 class GoldskyClient:
@@ -137,6 +133,9 @@ class GoldskyClient:
             sleep=self._sleep,
             on_retry=self._count_retry,
         )
+
+    def secret_values(self) -> list[str]:
+        return self.settings.secret_values()
 
     def cancel(self) -> None:
         """Stop every request of this client soon: queued attempts and backoff sleeps end with a

@@ -8,8 +8,6 @@ from pydantic import Field
 
 from payout_assets.sources.goldsky.client import MAX_FIRST, ClientSettings, Dialect, GoldskyClient
 
-WORKER_MODULE = "payout_assets.sources.goldsky.worker"
-
 
 class GoldskyResource(dg.ConfigurableResource):
     """A graph-node GraphQL endpoint serving Polymarket ``Condition`` entities."""
@@ -39,14 +37,6 @@ class GoldskyResource(dg.ConfigurableResource):
         description=(
             "PAYOUT_REDIS_URL: the request-rate window lives in this Redis, shared by every host "
             "(unset: one window per host, in its temp dir)."
-        ),
-    )
-    worker_module: str = Field(
-        default=WORKER_MODULE,
-        description=(
-            "PAYOUT_FETCH_WORKER: the module goldsky_payouts runs (python -m) as a shard's fetch "
-            "worker through Dagster Pipes; tests and the benchmark name a wrapper of it that "
-            "injects faults."
         ),
     )
 
