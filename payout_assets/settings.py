@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -29,7 +28,7 @@ import click
 import dagster as dg
 
 from payout_assets.redact import redact
-from payout_assets.warehouse.ddl import is_cloud
+from payout_assets.warehouse.ddl import cluster_problem
 
 DEFAULT_GOLDSKY_ENDPOINT = (
     "https://api.goldsky.com/api/public/project_cl6mb8i9h0003e201j6li0diw"
@@ -294,27 +293,8 @@ def store_problems() -> list[str]:
 
 
 def _cluster_problems(dsn: str) -> list[str]:
-    """CLICKHOUSE_CLUSTER names a self-managed cluster of servers: not the embedded engine, and
-    not ClickHouse Cloud, which replicates by itself and refuses ON CLUSTER."""
-    cluster = clickhouse_cluster()
-    if cluster is None:
-        return []
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", cluster):
-        return [
-            f"CLICKHOUSE_CLUSTER={cluster!r} is not a cluster name: set it to the name in the "
-            "servers' remote_servers (letters, digits, _ . -), or unset it"
-        ]
-    if dsn.startswith("chdb:"):
-        return [
-            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is the embedded engine, which has no "
-            "cluster: unset CLICKHOUSE_CLUSTER, or point CLICKHOUSE_DSN at a node of the cluster"
-        ]
-    if is_cloud(dsn):
-        return [
-            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is ClickHouse Cloud, which replicates "
-            "every table itself and refuses ON CLUSTER: unset CLICKHOUSE_CLUSTER"
-        ]
-    return []
+    problem = cluster_problem(dsn, clickhouse_cluster())
+    return [problem] if problem else []
 
 
 def endpoint() -> str:

@@ -45,6 +45,30 @@ def is_cloud(dsn: str) -> bool:
     return host.endswith(".clickhouse.cloud")
 
 
+def cluster_problem(dsn: str, cluster: str | None) -> str | None:
+    """Why ``cluster`` (CLICKHOUSE_CLUSTER) cannot be used with ``dsn``, with the fix; None if it
+    can: a self-managed cluster of servers, not the embedded engine, and not ClickHouse Cloud,
+    which replicates by itself and refuses ON CLUSTER."""
+    if cluster is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", cluster):
+        return (
+            f"CLICKHOUSE_CLUSTER={cluster!r} is not a cluster name: set it to the name in the "
+            "servers' remote_servers (letters, digits, _ . -), or unset it"
+        )
+    if dsn.startswith("chdb:"):
+        return (
+            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is the embedded engine, which has no "
+            "cluster: unset CLICKHOUSE_CLUSTER, or point CLICKHOUSE_DSN at a node of the cluster"
+        )
+    if is_cloud(dsn):
+        return (
+            "CLICKHOUSE_CLUSTER is set but CLICKHOUSE_DSN is ClickHouse Cloud, which replicates "
+            "every table itself and refuses ON CLUSTER: unset CLICKHOUSE_CLUSTER"
+        )
+    return None
+
+
 def render(statement: str, target: Target) -> list[str]:
     """``statement`` as ``target`` runs it (one or, for a clustered table, two statements)."""
     if target.cluster is None:
