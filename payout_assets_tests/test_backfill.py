@@ -8,20 +8,11 @@ import pytest
 
 from payout_assets.warehouse import tables
 from payout_assets_tests.conftest import Pipeline, check_results, write_ids
+from payout_assets_tests.payouts import expected_payouts
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator
 
 pytestmark = pytest.mark.integration
-
-
-def _expected(sim: Simulator, ids: list[str], block: int) -> dict[str, tuple[list[int], int]]:
-    """What the subgraph says each resolved id's payout is, as of the pinned block."""
-    out = {}
-    for cid in ids:
-        state = sim.universe.state("0x" + cid, block)
-        if state is not None and state.resolved:
-            out[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    return out
 
 
 @pytest.mark.parametrize("slice_ids", [tables.SLICE_IDS, 97], ids=["one-slice", "97-id-slices"])
@@ -50,7 +41,7 @@ def test_backfill_lands_exactly_the_resolved_payouts(
     store = pipeline.store
     snapshot = tables.current_snapshot(store)
     assert snapshot is not None
-    expected = _expected(sim, known, snapshot.block_number)
+    expected = expected_payouts(sim, known, snapshot.block_number)
     got = {
         cid: (list(nums), den)
         for cid, nums, den in store.query_rows(

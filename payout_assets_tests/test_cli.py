@@ -29,7 +29,7 @@ from payout_assets_tests.cli_helpers import (
     start,
 )
 from payout_assets_tests.conftest import settled_stats, write_ids
-from payout_assets_tests.payouts import expected_payouts, ingested_payouts
+from payout_assets_tests.payouts import ingested, snapshot_payouts
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import Simulator, SimulatorConfig, run_simulator
 from payout_standins.procs import stop_group
@@ -94,7 +94,7 @@ def test_run_is_killed_then_resumes_without_refetching(seeded, tmp_path: Path) -
     json_log = tmp_path / "resume.jsonl"
     assert run(cli("run", "--json"), env, json_log, timeout=300) == 0, json_log.read_text()[-3000:]
     stats = sim.traffic.stats()
-    assert ingested_payouts(store) == expected_payouts(sim, store)
+    assert ingested(store) == snapshot_payouts(sim, store)
     _assert_json_progress(json_log, todo, todo_ids)
     # The resume fetched exactly the shards not checkpointed at the kill, each id once; the
     # shards already done were not fetched again.
@@ -188,8 +188,8 @@ def test_a_shard_killed_mid_batches_is_rerun_alone(seeded, tmp_path: Path) -> No
             "SELECT condition_id FROM payout_backfill.missing_condition_ids WHERE shard = 1"
         )
     }
-    expected = {c: v for c, v in expected_payouts(sim, store).items() if c in shard_ids}
-    assert ingested_payouts(store) == expected
+    expected = {c: v for c, v in snapshot_payouts(sim, store).items() if c in shard_ids}
+    assert ingested(store) == expected
     staged = store.query_rows(
         "SELECT count(), uniqExact(condition_id), uniqExact(run_id) FROM payout_backfill.goldsky_payouts WHERE shard = 1"
     )[0]
@@ -299,7 +299,7 @@ def test_a_second_run_on_the_same_store_refuses_while_the_first_runs(
         state = sim.universe.state("0x" + cid, snapshot.block_number)
         if cid not in primary and state is not None and state.resolved:
             expected[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    assert ingested_payouts(store) == expected
+    assert ingested(store) == expected
     rows, distinct = store.query_rows(
         "SELECT count(), uniqExact(condition_id) FROM cascadian_clean.vw_resolutions_truth"
     )[0]

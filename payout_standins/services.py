@@ -1,6 +1,6 @@
 """PostgreSQL 15 and redis-server from Debian, each started on a free loopback port in its own
 temp dir and stopped afterwards: the shared services of a several-hosts deployment, for the
-tests and for trying that deployment on one machine (``python -m payout_standins services``).
+tests (``payout_assets_tests/deploy``).
 
 These are the real servers (``scripts/install-system-deps.sh`` installs them); the packages'
 own system services are never used, so nothing is assumed to be running.

@@ -74,7 +74,7 @@ def fetch_and_publish(
         tables.publish_shard(store, shard, run_id, snapshot.generation)
     except BaseException as exc:
         ids = list(exc.condition_ids) if isinstance(exc, ShardFailed) else []
-        error = redact(str(exc), client.secret_values()) or type(exc).__name__
+        error = redact(str(exc), client.settings.secret_values()) or type(exc).__name__
         record_shard_failure(store, shard, run_id, snapshot, error, ids)
         if isinstance(exc, Exception):
             raise ShardFailed(error, ids) from None

@@ -30,6 +30,7 @@ from payout_assets.settings import (
     PROJECT_ROOT,
     clickhouse_dsn,
     dagster_home,
+    instance_db_url,
     source_enabled,
     sources,
 )
@@ -113,7 +114,7 @@ def ensure_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        instance = INSTANCE_FOR_SEVERAL_HOSTS if os.environ.get("DAGSTER_PG_URL") else None
+        instance = INSTANCE_FOR_SEVERAL_HOSTS if instance_db_url() else None
         shutil.copyfile(instance or PROJECT_ROOT / "dagster_home" / "dagster.yaml", settings)
     os.environ["DAGSTER_HOME"] = str(home)
     return home

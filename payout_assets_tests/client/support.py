@@ -84,29 +84,6 @@ def copy_template(template: Template, dest: Path) -> ClickHouseStore:
     return ClickHouseStore(f"chdb://{dest / 'clickhouse'}")
 
 
-def expected_payouts(
-    sim: Simulator, ids: Sequence[str], block: int
-) -> dict[str, tuple[list[int], int]]:
-    """What the subgraph says each resolved id's payout is as of ``block`` (pnl dialect)."""
-    out: dict[str, tuple[list[int], int]] = {}
-    for cid in ids:
-        state = sim.universe.state("0x" + cid, block)
-        if state is not None and state.resolved:
-            out[cid] = ([int(n) for n in state.numerators or ()], int(state.denominator or 0))
-    return out
-
-
-def ingested(store: ClickHouseStore) -> dict[str, tuple[list[int], int]]:
-    """``default.resolutions_external_ingest`` as the people who use it read it (FINAL)."""
-    return {
-        cid: (list(nums), int(den))
-        for cid, nums, den in store.query_rows(
-            "SELECT condition_id, payout_numerators, payout_denominator "
-            "FROM default.resolutions_external_ingest FINAL"
-        )
-    }
-
-
 def ingested_blocks(store: ClickHouseStore) -> set[int]:
     """The snapshot blocks recorded on the ingested rows."""
     return {

@@ -34,11 +34,9 @@ from payout_assets_tests.client.support import (
     Template,
     clean_counts,
     client_for,
-    expected_payouts,
     fetch_and_ingest,
     fetch_failure,
     fresh_pipeline,
-    ingested,
     ingested_blocks,
     input_ids,
     ledger,
@@ -46,6 +44,7 @@ from payout_assets_tests.client.support import (
     sub_ids,
 )
 from payout_assets_tests.conftest import Pipeline
+from payout_assets_tests.payouts import expected_payouts, ingested
 from payout_standins.goldsky import Simulator, run_simulator
 
 pytestmark = pytest.mark.integration

@@ -31,11 +31,9 @@ from payout_assets_tests.client.support import (
     assert_traffic_was_clean,
     batch_query_with_rows,
     clean_counts,
-    expected_payouts,
     fetch_and_ingest,
     fetch_failure,
     fetch_metadata,
-    ingested,
     ingested_blocks,
     input_ids,
     ledger,
@@ -43,6 +41,7 @@ from payout_assets_tests.client.support import (
 )
 from payout_assets_tests.conftest import Pipeline, write_ids
 from payout_assets_tests.fetch_patches import log_staging, staging_log_entries
+from payout_assets_tests.payouts import expected_payouts, ingested
 from payout_standins.goldsky import (
     FaultKind,
     Simulator,

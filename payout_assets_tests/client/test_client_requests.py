@@ -37,11 +37,9 @@ from payout_assets_tests.client.support import (
     assert_traffic_was_clean,
     clean_counts,
     client_for,
-    expected_payouts,
     fetch_and_ingest,
     fetch_failure,
     fresh_pipeline,
-    ingested,
     input_ids,
     payout_requests,
     sub_ids,
@@ -49,6 +47,7 @@ from payout_assets_tests.client.support import (
 )
 from payout_assets_tests.conftest import Pipeline
 from payout_assets_tests.fetch_patches import document_without_first, drop_first
+from payout_assets_tests.payouts import expected_payouts, ingested
 from payout_standins.goldsky import FaultKind, Simulator, run_simulator
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets_tests.cli_helpers import BIN, dagster, run, start
 from payout_assets_tests.deploy.hosts import host_env
-from payout_assets_tests.payouts import expected_payouts, ingested_payouts
+from payout_assets_tests.payouts import ingested, snapshot_payouts
 from payout_standins.demo import seed_store
 from payout_standins.goldsky import FaultKind, SimulatorConfig, run_simulator
 from payout_standins.procs import stop_group
@@ -162,7 +162,7 @@ def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
         assert len(window) == 1, window
         assert not list(tmp_path.glob("*/tmp/payout-backfill-rate-*"))
 
-    assert ingested_payouts(store) == expected_payouts(sim, store)
+    assert ingested(store) == snapshot_payouts(sim, store)
     staged = store.query_rows(
         "SELECT uniqExact(run_id), count() = uniqExact(condition_id) "
         "FROM payout_backfill.goldsky_payouts WHERE shard = 1"

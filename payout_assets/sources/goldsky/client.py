@@ -134,9 +134,6 @@ class GoldskyClient:
             on_retry=self._count_retry,
         )
 
-    def secret_values(self) -> list[str]:
-        return self.settings.secret_values()
-
     def cancel(self) -> None:
         """Stop every request of this client soon: queued attempts and backoff sleeps end with a
         :class:`GoldskyError`, so a failing shard does not wait for its siblings' retries."""
