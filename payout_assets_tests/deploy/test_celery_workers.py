@@ -1,5 +1,5 @@
-"""Runs executed by dagster-celery workers: two long-lived worker process trees stand in for two
-hosts (each its own DAGSTER_HOME and temp dir), taking the runs a third "host" submits through
+"""Runs executed by dagster-celery workers: long-lived worker process trees stand in for
+hosts (each its own DAGSTER_HOME and temp dir), taking the runs another "host" submits through
 the instance's CeleryRunLauncher, with Debian's redis-server as the broker and PostgreSQL as the
 instance (deploy/celery/)."""
 
@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +30,7 @@ from payout_assets_tests.cli_helpers import BIN, dagster, run, start
 from payout_assets_tests.deploy.hosts import host_env
 from payout_assets_tests.payouts import ingested, snapshot_payouts
 from payout_standins.demo import seed_store
-from payout_standins.goldsky import FaultKind, SimulatorConfig, run_simulator
+from payout_standins.goldsky import FaultKind, Simulator, SimulatorConfig, run_simulator
 from payout_standins.procs import stop_group
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +76,42 @@ def _partition(shard: int) -> str:
     return json.dumps({"dagster/partition": shard_key(shard)})
 
 
+def _shard_ids(store: ClickHouseStore, shard: int) -> set[str]:
+    query = (
+        "SELECT condition_id FROM payout_backfill.missing_condition_ids WHERE shard = {s:UInt16}"
+    )
+    return {"0x" + c for (c,) in store.query_rows(query, parameters={"s": shard})}
+
+
 def _logged(instance: dg.DagsterInstance, run: dg.DagsterRun, text: str) -> bool:
-    return any(text in (e.user_message or "") for e in instance.all_logs(run.run_id))
+    return any(text in e.message for e in instance.all_logs(run.run_id))
 
 
-def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
-    tmp_path: Path, pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config = SimulatorConfig(size=20_000, seed=9, latency_ms=50, rate_limit=(MAX_RPS, 1.0))
+@dataclass
+class Hosts:
+    """Celery workers standing in for hosts, the host that submits runs, and what they share."""
+
+    launcher: dict[str, str]
+    shared: dict[str, str]
+    store: ClickHouseStore
+    instance: dg.DagsterInstance
+    workers: list[subprocess.Popen[bytes]]
+    logs: Path
+
+
+@contextmanager
+def _hosts(
+    tmp_path: Path,
+    sim: Simulator,
+    pg_url: str,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    instance_yaml: Path = CELERY / "dagster.yaml",
+) -> Iterator[Hosts]:
+    """A launching host and ``workers`` Celery workers, each its own DAGSTER_HOME and temp dir,
+    sharing the store, the instance's PostgreSQL, Redis and the simulator; the store is seeded.
+    The workers are stopped on the way out."""
     base = redis_url.rsplit("/", 1)[0]
     shared = {
         "CLICKHOUSE_DSN": f"chdb://{tmp_path / 'shared' / 'clickhouse'}",
@@ -89,23 +121,36 @@ def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
         "DAGSTER_CELERY_BACKEND_URL": f"{base}/2",
         "PAYOUT_SHARDS": str(SHARDS),
         "GOLDSKY_MAX_RPS": str(MAX_RPS),
+        "PAYOUT_REFRESH_CRON": "0 0 1 1 *",  # no scheduled snapshot while a test runs
     }
     logs = tmp_path / "logs"
     logs.mkdir()
+    names = ["launcher", *(f"w{i}" for i in range(1, workers + 1))]
+    launcher, *envs = (host_env(tmp_path, n, sim.url, instance_yaml, **shared) for n in names)
+    store = ClickHouseStore(shared["CLICKHOUSE_DSN"])
+    seed_store(store, sim.universe, 8_000)
+    for name in ("DAGSTER_PG_URL", "DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL"):
+        monkeypatch.setenv(name, shared[name])  # this process reads the instance too
+    # the instance's tables exist before several hosts reach for them at once
+    dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"]).dispose()
+    procs = [_worker(env, f"w{i}@%h", logs / f"w{i}.log") for i, env in enumerate(envs, 1)]
+    instance = dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"])
+    try:
+        yield Hosts(launcher, shared, store, instance, procs, logs)
+    finally:
+        instance.dispose()
+        for proc in procs:
+            stop_group(proc)
+
+
+def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
+    tmp_path: Path, pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SimulatorConfig(size=20_000, seed=9, latency_ms=50, rate_limit=(MAX_RPS, 1.0))
     with run_simulator(config) as sim:
-        launcher, *workers = (
-            host_env(tmp_path, name, sim.url, CELERY / "dagster.yaml", **shared)
-            for name in ("launcher", "w1", "w2")
-        )
-        store = ClickHouseStore(shared["CLICKHOUSE_DSN"])
-        seed_store(store, sim.universe, 8_000)
-        for name in ("DAGSTER_PG_URL", "DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL"):
-            monkeypatch.setenv(name, shared[name])  # this process reads the instance too
-        # the instance's tables exist before three hosts reach for them at once
-        dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"]).dispose()
-        procs = [_worker(env, f"w{i}@%h", logs / f"w{i}.log") for i, env in enumerate(workers, 1)]
-        instance = dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"])
-        try:
+        with _hosts(tmp_path, sim, pg_url, redis_url, monkeypatch, workers=2) as hosts:
+            launcher, shared, store = hosts.launcher, hosts.shared, hosts.store
+            instance, procs, logs = hosts.instance, hosts.workers, hosts.logs
             log = logs / "launch.log"
             launch = ["job", "launch", *MODULE]
             assert run(dagster(*launch, "-j", "refresh_missing_ids"), launcher, log) == 0
@@ -115,12 +160,7 @@ def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
             # shard-01 launched twice at once (two hosts asking for it), then every other shard;
             # shard-01's first answer is slow, so whichever run fetches first holds its lock
             # while the other run reaches for it
-            shard_01 = {
-                "0x" + c
-                for (c,) in store.query_rows(
-                    "SELECT condition_id FROM payout_backfill.missing_condition_ids WHERE shard = 1"
-                )
-            }
+            shard_01 = _shard_ids(store, 1)
             sim.faults.add(
                 FaultKind.SLOW, count=1, delay_s=5.0, match=lambda info: shard_01 & set(info.ids)
             )
@@ -146,10 +186,6 @@ def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
                 assert instance.get_materialized_partitions(dg.AssetKey(key)) == {
                     shard_key(i) for i in range(SHARDS)
                 }
-        finally:
-            instance.dispose()
-            for proc in procs:
-                stop_group(proc)
 
         # both workers took runs: each logged the tasks it finished
         done = re.compile(r"Task execute_job\[[0-9a-f-]+\] succeeded")
@@ -170,6 +206,115 @@ def test_runs_execute_on_two_celery_workers_sharing_only_the_services(
     assert staged == (1, 1)  # the later run of shard-01 replaced the earlier one's rows
     # the shards' locks were PostgreSQL's: no lock file beside the store
     assert not list((tmp_path / "shared").glob("clickhouse.shard-*.lock"))
+    snapshot_row = tables.current_snapshot(store)
+    states = tables.state_counts(store, snapshot_row.generation)
+    assert "pending" not in states and sum(states.values()) == snapshot_row.distinct_ids
+
+
+def _monitored_instance_yaml(tmp_path: Path) -> Path:
+    """deploy/celery/dagster.yaml with run monitoring polled every second instead of every 30."""
+    text = (CELERY / "dagster.yaml").read_text()
+    assert "poll_interval_seconds: 30" in text
+    path = tmp_path / "dagster.yaml"
+    path.write_text(text.replace("poll_interval_seconds: 30", "poll_interval_seconds: 1"))
+    return path
+
+
+def _run_pid(instance: dg.DagsterInstance, run_id: str, timeout_s: float) -> int:
+    """The pid Dagster recorded for a run's process (its "Started process for run" event)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in instance.all_logs(run_id):
+            found = re.search(r"Started process for run \(pid: (\d+)\)", event.message)
+            if found:
+                return int(found.group(1))
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} recorded no process in {timeout_s} s")
+
+
+def _wait_for_status(
+    instance: dg.DagsterInstance, run_id: str, status: dg.DagsterRunStatus, timeout_s: float
+) -> dg.DagsterRun:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = instance.get_run_by_id(run_id)
+        assert found is not None
+        if found.status == status or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def test_a_worker_killed_mid_shard_fails_its_run_and_a_rerun_completes(
+    tmp_path: Path, pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process running shard-01 on a Celery worker is SIGKILLed mid-fetch (as the kernel's
+    OOM killer would): Celery records the task failed, Dagster's run monitoring (the daemon, as
+    deployed) marks the run failed, and a re-run of the shard on the same worker completes."""
+    config = SimulatorConfig(size=8_000, seed=5, latency_ms=20)
+    yaml = _monitored_instance_yaml(tmp_path)
+    with (
+        run_simulator(config) as sim,
+        _hosts(tmp_path, sim, pg_url, redis_url, monkeypatch, 1, yaml) as hosts,
+    ):
+        launcher, store, instance = hosts.launcher, hosts.store, hosts.instance
+        log = hosts.logs / "launch.log"
+        daemon = start(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            launcher,
+            hosts.logs / "daemon.log",
+        )
+        try:
+            launch = ["job", "launch", *MODULE]
+            assert run(dagster(*launch, "-j", "refresh_missing_ids"), launcher, log) == 0
+            (snapshot,) = _wait_for_runs(instance, 1, 120, hosts.workers)
+            assert snapshot.status == dg.DagsterRunStatus.SUCCESS
+
+            shard_01 = _shard_ids(store, 1)
+            hang = sim.faults.add(
+                FaultKind.SLOW, delay_s=20.0, match=lambda info: shard_01 & set(info.ids)
+            )
+            one = dagster(*launch, "-j", "backfill_shard", "--tags", _partition(1))
+            assert run(one, launcher, log) == 0
+            (killed,) = instance.get_runs(dg.RunsFilter(job_name="backfill_shard"))
+            pid = _run_pid(instance, killed.run_id, 120)
+            deadline = time.monotonic() + 60
+            while not hang.fired and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert hang.fired, "shard-01 never asked for its ids"
+            os.kill(pid, signal.SIGKILL)
+            sim.faults.remove(hang.rule_id)
+
+            failed = _wait_for_status(instance, killed.run_id, dg.DagsterRunStatus.FAILURE, 60)
+            assert failed.status == dg.DagsterRunStatus.FAILURE, hosts.logs.joinpath(
+                "daemon.log"
+            ).read_text()[-3000:]
+            assert _logged(instance, failed, "Detected run worker status")
+            assert shard_key(1) not in instance.get_materialized_partitions(
+                dg.AssetKey("goldsky_payouts")
+            )
+
+            # the worker replaced its pool process and takes the re-run and the rest
+            assert run(one, launcher, log) == 0
+            for shard in range(SHARDS):
+                if shard != 1:
+                    shard_run = dagster(
+                        *launch, "-j", "backfill_shard", "--tags", _partition(shard)
+                    )
+                    assert run(shard_run, launcher, log) == 0
+            _wait_for_runs(instance, 2 + SHARDS, 240, hosts.workers)
+            assert run(dagster(*launch, "-j", "publish_truth_view"), launcher, log) == 0
+            runs = _wait_for_runs(instance, 3 + SHARDS, 120, hosts.workers)
+            statuses = sorted(r.status.value for r in runs)
+            assert statuses == ["FAILURE"] + ["SUCCESS"] * (2 + SHARDS), statuses
+        finally:
+            stop_group(daemon)
+
+    assert ingested(store) == snapshot_payouts(sim, store)
+    staged = store.query_rows(
+        "SELECT uniqExact(run_id), count() = uniqExact(condition_id) "
+        "FROM payout_backfill.goldsky_payouts WHERE shard = 1"
+    )[0]
+    assert staged == (1, 1)
     snapshot_row = tables.current_snapshot(store)
     states = tables.state_counts(store, snapshot_row.generation)
     assert "pending" not in states and sum(states.values()) == snapshot_row.distinct_ids
