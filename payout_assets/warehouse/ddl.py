@@ -7,7 +7,9 @@ counterpart itself and refuses ON CLUSTER, so nothing is added there. On a self-
 (``CLICKHOUSE_CLUSTER=name``) each table becomes a Replicated* table ``<table>_local`` on every
 node plus a Distributed table under the public name, sharded by a hash of the row's id, so every
 version of a condition lands on one shard and ReplacingMergeTree's deduplication (what FINAL
-reads) still holds; databases, ALTERs and views get ON CLUSTER.
+reads) still holds; databases, ALTERs and views get ON CLUSTER. The pipeline's own maintenance
+(dropping a generation's partition, merging what the shards wrote, deleting reorged chain rows)
+acts on the ``_local`` tables ON CLUSTER too, since a Distributed table has no parts of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ _CREATE_TABLE = re.compile(
     re.S,
 )
 _ALTER = re.compile(r"^(?P<lead>.*?)ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\b(?P<rest>.*)$", re.S)
+_MAINTENANCE = re.compile(
+    r"^(?P<lead>.*?)(?P<verb>ALTER TABLE|OPTIMIZE TABLE|DELETE FROM) (?P<db>\w+)\.(?P<table>\w+)\b"
+    r"(?P<rest>.*)$",
+    re.S,
+)
 _VIEW = re.compile(r"^(?P<lead>.*?)CREATE OR REPLACE VIEW (?P<name>[\w.]+) AS\b(?P<rest>.*)$", re.S)
 _ORDER_BY = re.compile(r"\bORDER BY \(?(?P<first>\w+)")
 # The column whose hash places a row on a shard: a table's own id, so that every version of an
@@ -86,6 +93,18 @@ def render(statement: str, target: Target) -> list[str]:
             f"{match['lead']}CREATE OR REPLACE VIEW {match['name']} {on_cluster} AS{match['rest']}"
         ]
     raise ValueError(f"no cluster form for this statement: {statement.strip()[:120]!r}")
+
+
+def maintenance(statement: str, target: Target) -> str:
+    """A statement the pipeline runs at run time as ``target`` runs it: on a cluster an ALTER,
+    OPTIMIZE or DELETE of a pipeline table acts on its ``_local`` tables ON CLUSTER (a
+    Distributed table holds no parts); every other statement, and every statement on one
+    server, is unchanged."""
+    match = _MAINTENANCE.match(statement)
+    if target.cluster is None or match is None:
+        return statement
+    table = f"{match['db']}.{match['table']}_local ON CLUSTER '{target.cluster}'"
+    return f"{match['lead']}{match['verb']} {table}{match['rest']}"
 
 
 def _clustered_table(match: re.Match[str], cluster: str, on_cluster: str) -> list[str]:

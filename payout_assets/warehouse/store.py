@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from payout_assets.redact import redact
 from payout_assets.warehouse import heap
-from payout_assets.warehouse.ddl import Target
+from payout_assets.warehouse.ddl import Target, maintenance
 from payout_assets.warehouse.sql import statements
 
 _RELEASE_MEMORY = statements("meta/release_memory.sql")[0]
@@ -223,7 +223,7 @@ class ClickHouseStore:
         """Run every statement of ``sql/<name>`` in order."""
         with self.session():
             for statement in statements(name):
-                self.command(statement, parameters)
+                self.command(maintenance(statement, self.ddl_target), parameters)
 
     def command(self, statement: str, parameters: Mapping[str, Any] | None = None) -> None:
         with self.session() as client:

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from payout_assets.settings import store_problems
-from payout_assets.warehouse.ddl import Target, is_cloud, render
+from payout_assets.warehouse.ddl import Target, is_cloud, maintenance, render
 from payout_assets.warehouse.schema import schema_statements
+from payout_assets.warehouse.sql import statements
 from payout_assets.warehouse.store import ClickHouseStore
 
 CLUSTER = Target("payouts_cluster")
@@ -67,6 +68,59 @@ def test_the_ingest_table_deduplicates_per_condition_on_a_cluster() -> None:
 def test_a_statement_without_a_cluster_form_is_refused() -> None:
     with pytest.raises(ValueError, match="no cluster form"):
         render("INSERT INTO t VALUES (1)", CLUSTER)
+
+
+# the run-time statements that change a pipeline table's parts or rows
+MAINTENANCE_FILES = (
+    "missing/cleanup.sql",
+    "shard/drop_run.sql",
+    "views/merge_shard_writes.sql",
+    "polygon/delete_removed.sql",
+    "polygon/delete_rows_after.sql",
+    "polygon/delete_chunks_after.sql",
+)
+
+
+# values for their query parameters, so that the server's parser sees whole statements
+PARAMETERS = {
+    "generation": "g1",
+    "shard": 1,
+    "run_id": "r1",
+    "removed": [("0xab", 1)],
+    "block_range": "r",
+    "after": 1,
+    "last": 2,
+}
+
+
+def _maintenance(target: Target) -> list[str]:
+    return [maintenance(s, target) for name in MAINTENANCE_FILES for s in statements(name)]
+
+
+def test_maintenance_acts_on_a_clusters_local_tables() -> None:
+    assert _maintenance(Target()) == [s for n in MAINTENANCE_FILES for s in statements(n)]
+    changed = [_code(s) for s in _maintenance(CLUSTER) if re.search(r"ALTER|OPTIMIZE|DELETE", s)]
+    assert len(changed) == 7, changed
+    for statement in changed:
+        assert re.match(
+            r"\s*(ALTER TABLE|OPTIMIZE TABLE|DELETE FROM) \w+\.\w+_local ON CLUSTER "
+            r"'payouts_cluster'(\s|$)",
+            statement,
+        ), statement
+    drop = "DROP TABLE IF EXISTS {db:Identifier}.{next:Identifier}"
+    assert maintenance(drop, CLUSTER) == drop  # a run's scratch table stays where it is
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", [Target(), CLUSTER], ids=["one-server", "cluster"])
+def test_every_rendered_maintenance_statement_parses(
+    target: Target, store: ClickHouseStore
+) -> None:
+    with store.session():
+        for statement in _maintenance(target):
+            if "Identifier}" not in statement:  # a scratch table's name is the run's
+                explained = store.query_rows("EXPLAIN AST " + statement, PARAMETERS)
+                assert explained, statement
 
 
 @pytest.mark.integration
