@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from payout_assets.redact import redact
 from payout_assets.sources.goldsky.client import GoldskyClient
-from payout_assets.sources.goldsky.shard import ShardFailed, ShardProgress, run_shard
+from payout_assets.sources.goldsky.shard import (
+    ShardFailed,
+    ShardIds,
+    ShardProgress,
+    read_shard_ids,
+    run_shard,
+)
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
@@ -18,8 +24,17 @@ class ShardNotReady(RuntimeError):
     """The shard cannot run yet; the message names the fix."""
 
 
-def prepare_shard(store: ClickHouseStore, shard: int, shards: int) -> Snapshot:
-    """The snapshot the shard fetches against, after dropping debris of killed runs.
+@dataclass(frozen=True)
+class PreparedShard:
+    """What a shard run fetches: the snapshot it is pinned to and the shard's ids."""
+
+    snapshot: Snapshot
+    ids: ShardIds
+
+
+def prepare_shard(store: ClickHouseStore, shard: int, shards: int, chunk: int) -> PreparedShard:
+    """The snapshot the shard fetches against and its ids (read in ``chunk``s), after dropping
+    debris of killed runs, in one engine session.
 
     Called while holding the shard's lock: no other run of this shard is alive, so staging
     partitions nobody published are debris of a killed run, and the snapshot read here is the
@@ -28,6 +43,12 @@ def prepare_shard(store: ClickHouseStore, shard: int, shards: int) -> Snapshot:
         tables.ensure_schema(store)
         snapshot = tables.current_snapshot(store)
         tables.drop_orphan_runs(store, shard)
+        _check_ready(snapshot, shards)
+        assert snapshot is not None
+        return PreparedShard(snapshot, read_shard_ids(store, shard, snapshot.generation, chunk))
+
+
+def _check_ready(snapshot: Snapshot | None, shards: int) -> None:
     if snapshot is None:
         raise ShardNotReady("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shards:
@@ -37,7 +58,6 @@ def prepare_shard(store: ClickHouseStore, shard: int, shards: int) -> Snapshot:
             "to finish this backfill, or take a new snapshot with the current value "
             "(payout-backfill run --fresh, or materialise missing_condition_ids)"
         )
-    return snapshot
 
 
 @dataclass(frozen=True)
@@ -54,13 +74,14 @@ def fetch_and_publish(
     client: GoldskyClient,
     shard: int,
     run_id: str,
-    snapshot: Snapshot,
+    prepared: PreparedShard,
     log: logging.Logger,
 ) -> ShardFetched:
     """Fetch, validate and stage every id of the shard, then publish the run. When anything
     fails (a batch past its retries, the store, a terminated run) the run's staged rows are
     dropped and the shard and the failed batch's ids are recorded as failed before the error
     goes on, as :class:`ShardFailed` with a message that holds no secret of the client's."""
+    snapshot = prepared.snapshot
     try:
         progress = run_shard(
             store,
@@ -68,6 +89,7 @@ def fetch_and_publish(
             shard,
             run_id,
             snapshot,
+            prepared.ids,
             on_progress=lambda p: log.info(p.summary()),
             log=log,
         )

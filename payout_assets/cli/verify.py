@@ -21,7 +21,7 @@ def verify(store: ClickHouseStore) -> list[RuleResult]:
         return [
             rules.ingested_unique(store, None),  # 1. rows and unique conditions…
             rules.canonical_ids(store),  # …each under its one canonical id
-            *rules.payout_rules(store, None),  # 2-4. sums, index bounds, resolved_at
+            *rules.payout_rules(rules.spool_payouts(store, None)),  # 2-4. sums, bounds, time
             rules.coverage(store),  # 5. coverage against the input (WARN)
             rules.error_rate(store, MAX_ERROR_RATE),  # 6. error rate < 1%
             rules.view_one_row(store),  # 7. the view exists, one row per condition…

@@ -97,10 +97,10 @@ def fetch_shard(
         shard_lock.acquire()
     try:
         shards = context.assets_def.partitions_def.get_partition_keys()
-        snapshot = prepare_shard(store, shard, len(shards))
         with goldsky.client(context.log) as client:
+            prepared = prepare_shard(store, shard, len(shards), client.settings.chunk_ids)
             fetched = fetch_and_publish(
-                store, client, shard, context.run.run_id, snapshot, context.log
+                store, client, shard, context.run.run_id, prepared, context.log
             )
     except ShardNotReady as exc:
         raise dg.Failure(str(exc)) from None
@@ -120,7 +120,7 @@ def fetch_shard(
         ) from None
     finally:
         shard_lock.release()
-    return dg.MaterializeResult(metadata=shard_metadata(fetched, snapshot.block_number))
+    return dg.MaterializeResult(metadata=shard_metadata(fetched, prepared.snapshot.block_number))
 
 
 def shard_metadata(fetched: ShardFetched, block: int) -> dict[str, Any]:

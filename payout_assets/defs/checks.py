@@ -123,14 +123,13 @@ def shard_checks(
     def goldsky_payouts_checks(
         context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
     ) -> Iterator[dg.AssetCheckResult]:
-        # Two engine sessions: the counts in one, and the rows the pandera model validates are
-        # spooled in another and validated with the engine released (rules.payout_rules), so other
-        # shards' writers wait for reads only, never for pandera.
+        # One engine session reads the counts and spools the rows; pandera validates them after
+        # it, so other shards' writers wait for reads only, never for pandera.
         with clickhouse.held(merges=False) as store:
             slices = _run_slices(context, store, shards)
             counted = rules.staged_rules(store, slices, max_rejected_share())
-        results = [*rules.payout_rules(store, slices, staged=True), *counted]
-        yield from _results(fetch, results)
+            rows = rules.spool_payouts(store, slices, staged=True)
+        yield from _results(fetch, [*rules.payout_rules(rows), *counted])
 
     @dg.multi_asset_check(
         specs=[
@@ -150,11 +149,12 @@ def shard_checks(
     def resolutions_external_ingest_checks(
         context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
     ) -> Iterator[dg.AssetCheckResult]:
-        with clickhouse.held(merges=False) as store:  # two sessions, as for goldsky_payouts' checks
+        with clickhouse.held(merges=False) as store:  # as for goldsky_payouts' checks
             slices = _run_slices(context, store, shards)
             unique = rules.ingested_unique(store, slices)
             canonical = rules.canonical_ids(store)
-        yield from _results(ingest, [*rules.payout_rules(store, slices), unique, canonical])
+            rows = rules.spool_payouts(store, slices)
+        yield from _results(ingest, [*rules.payout_rules(rows), unique, canonical])
 
     return goldsky_payouts_checks, resolutions_external_ingest_checks
 

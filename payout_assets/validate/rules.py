@@ -73,18 +73,21 @@ def _spools(
     ]
 
 
-def payout_rules(
+def spool_payouts(
     store: ClickHouseStore, slices: RunSlices | None, staged: bool = False
-) -> list[RuleResult]:
-    """The pandera model over stored payouts (one chunk in memory at a time): staged rows of the
-    given shard run slices, the ingested rows of their ids (FINAL), or the whole ingest table.
-
-    The rows are spooled to disk in one engine session and validated after it: called outside
-    any other session, the embedded engine is free for other shards while pandera works (about
-    1.5 s of CPU for a shard of 125,000 ids)."""
+) -> Iterator[list[tuple]]:
+    """The stored payouts ``payout_rules`` validates, spooled to disk now (in the caller's engine
+    session, else in one of their own) and read back a chunk at a time: staged rows of the given
+    shard run slices, the ingested rows of their ids (FINAL), or the whole ingest table."""
     with store.session():
-        spools = _spools(store, slices, staged)
-    checked, broken, sample = validate_chunks(chain.from_iterable(spools))
+        return chain.from_iterable(_spools(store, slices, staged))
+
+
+def payout_rules(rows: Iterable[list[tuple]]) -> list[RuleResult]:
+    """The pandera model over spooled payouts (``spool_payouts``), one chunk in memory at a time.
+    Called after the engine session that spooled them has ended, so the embedded engine is free
+    for other shards while pandera works (about 1.5 s of CPU for a shard of 125,000 ids)."""
+    checked, broken, sample = validate_chunks(rows)
     return [
         _rule(name, rules, what, checked, broken, sample)
         for name, rules, what in (

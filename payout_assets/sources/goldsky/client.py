@@ -86,6 +86,11 @@ class ClientSettings:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
 
+    @property
+    def chunk_ids(self) -> int:
+        """Ids a shard reads per chunk of its id list: enough for every request in flight."""
+        return self.batch_size * self.concurrency
+
     def secret_values(self) -> list[str]:
         """The literal values an error message must not repeat: the API key and header values
         (a URL's password is masked by ``redact`` wherever it appears)."""

@@ -226,26 +226,42 @@ def _as_stored(value: str) -> str:
     return f"{value[:RAW_CHARS]}… ({len(value):,} characters)"
 
 
+@dataclass(frozen=True)
+class ShardIds:
+    """A shard's ids, read from the store before its fetch: their count and the chunks."""
+
+    count: int
+    chunks: Iterator[list[str]]
+
+
+def read_shard_ids(store: ClickHouseStore, shard: int, generation: str, chunk: int) -> ShardIds:
+    """The shard's ids, read now (in the caller's engine session, else one of their own) and
+    spooled, so the fetch holds no session while it reads them."""
+    with store.session():
+        return ShardIds(
+            tables.shard_id_count(store, shard, generation),
+            tables.iter_shard_ids(store, shard, generation, chunk),
+        )
+
+
 def run_shard(
     store: ClickHouseStore,
     client: GoldskyClient,
     shard: int,
     run_id: str,
     snapshot: Snapshot,
+    ids: ShardIds,
     on_progress: Callable[[ShardProgress], None] | None = None,
     progress_every: int = 5,
     log: logging.Logger | None = None,
 ) -> ShardProgress:
-    """Fetch, validate and stage every id of ``shard``; raises :class:`ShardFailed`."""
+    """Fetch, validate and stage every id of ``shard`` (``ids``, read by ``read_shard_ids``);
+    raises :class:`ShardFailed`."""
     log = log or logging.getLogger(__name__)
     settings = client.settings
-    with store.session():  # one engine open for the count and the whole id list (spooled)
-        progress = ShardProgress(shard, tables.shard_id_count(store, shard, snapshot.generation))
-        ids = tables.iter_shard_ids(
-            store, shard, snapshot.generation, settings.batch_size * settings.concurrency
-        )
+    progress = ShardProgress(shard, ids.count)
     stager = _Stager(store, shard, run_id, snapshot, progress)
-    batches = _batches(ids, settings.batch_size)
+    batches = _batches(ids.chunks, settings.batch_size)
     in_flight: dict[Future[list[RawCondition]], list[str]] = {}
     pool = ThreadPoolExecutor(
         max_workers=settings.concurrency, thread_name_prefix=f"shard-{shard:02d}"
