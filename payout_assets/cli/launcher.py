@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 
 from payout_assets.definitions import defs
+from payout_assets.sources.tls import tls_context
 
 
 @cache
@@ -58,7 +59,7 @@ def _instance() -> dg.DagsterInstance:
 
 def warm_up() -> None:
     """Run once in the forkserver (see ``payout_assets.cli.forkserver``), so every fork starts
-    with the code location loaded and the instance open.
+    with the code location loaded, the instance open and the TLS context built.
 
     The loaded heap is then frozen out of the cyclic garbage collector: every collection in a
     fork would otherwise walk (and so write to) each of its objects, copying the forkserver's
@@ -67,6 +68,7 @@ def warm_up() -> None:
     for job in _JOBS.values():
         job()
     _instance()
+    tls_context()
     gc.collect()
     gc.freeze()
 

@@ -27,6 +27,7 @@ from payout_assets.sources.goldsky.errors import (
     PermanentGoldskyError,
     RateLimitedError,
 )
+from payout_assets.sources.tls import tls_context
 from payout_assets.warehouse import tables
 
 QUERIES_DIR = Path(__file__).resolve().parents[1] / "sources" / "goldsky" / "queries"
@@ -198,6 +199,7 @@ def _switch_fix(served: Dialect) -> str:
 def _http_client(settings: ClientSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(min(settings.timeout_s, HTTP_TIMEOUT_S)),
+        verify=tls_context(),
         headers=request_headers(settings.api_key, settings.headers),
         transport=transport,
     )

@@ -35,6 +35,7 @@ from payout_assets.sources.goldsky.errors import (
 )
 from payout_assets.sources.rate import shared_limiter
 from payout_assets.sources.retry import RetryPolicy
+from payout_assets.sources.tls import tls_context
 from payout_assets.validate.ids import InvalidId, from_subgraph_id, to_subgraph_id
 from payout_assets.validate.payouts import RawCondition
 
@@ -118,6 +119,7 @@ class GoldskyClient:
         self._changed_doc = documents.document("changed_since", settings.dialect)
         self._http = httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
+            verify=tls_context(),
             headers=request_headers(settings.api_key, settings.headers),
             limits=httpx.Limits(max_connections=settings.concurrency + 2),
             transport=transport,

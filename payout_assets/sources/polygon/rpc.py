@@ -35,6 +35,7 @@ from payout_assets.sources.polygon.errors import (
 from payout_assets.sources.polygon.events import CTF_ADDRESS, CTF_START_BLOCK
 from payout_assets.sources.rate import shared_limiter
 from payout_assets.sources.retry import RetryPolicy
+from payout_assets.sources.tls import tls_context
 
 Call = tuple[str, Sequence[Any]]
 
@@ -99,6 +100,7 @@ class RpcClient:
         self.log = log or logging.getLogger(__name__)
         self._http = httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
+            verify=tls_context(),
             headers={"content-type": "application/json"},
             transport=transport,
         )
