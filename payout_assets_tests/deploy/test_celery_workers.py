@@ -30,7 +30,13 @@ from payout_assets_tests.cli_helpers import BIN, dagster, run, start
 from payout_assets_tests.deploy.hosts import host_env
 from payout_assets_tests.payouts import ingested, snapshot_payouts
 from payout_standins.demo import seed_store
-from payout_standins.goldsky import FaultKind, Simulator, SimulatorConfig, run_simulator
+from payout_standins.goldsky import (
+    FaultKind,
+    FaultRule,
+    Simulator,
+    SimulatorConfig,
+    run_simulator,
+)
 from payout_standins.procs import stop_group
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +45,7 @@ SHARDS = 4
 MAX_RPS = 4
 CELERY = PROJECT_ROOT / "deploy" / "celery"
 MODULE = ["-m", "payout_assets.definitions"]
+MAX_RUNTIME_S = 20  # the lost worker's run: long enough for its fetch to start first
 
 
 def _worker(env: dict[str, str], name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -97,6 +104,7 @@ class Hosts:
     instance: dg.DagsterInstance
     workers: list[subprocess.Popen[bytes]]
     logs: Path
+    worker_envs: list[dict[str, str]]
 
 
 @contextmanager
@@ -137,7 +145,7 @@ def _hosts(
     procs = [_worker(env, f"w{i}@%h", logs / f"w{i}.log") for i, env in enumerate(envs, 1)]
     instance = dg.DagsterInstance.from_config(launcher["DAGSTER_HOME"])
     try:
-        yield Hosts(launcher, shared, store, instance, procs, logs)
+        yield Hosts(launcher, shared, store, instance, procs, logs, envs)
     finally:
         instance.dispose()
         for proc in procs:
@@ -233,6 +241,13 @@ def _run_pid(instance: dg.DagsterInstance, run_id: str, timeout_s: float) -> int
     raise AssertionError(f"run {run_id} recorded no process in {timeout_s} s")
 
 
+def _wait_fired(rule: FaultRule, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not rule.fired and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rule.fired, f"{what} never asked for its ids"
+
+
 def _wait_for_status(
     instance: dg.DagsterInstance, run_id: str, status: dg.DagsterRunStatus, timeout_s: float
 ) -> dg.DagsterRun:
@@ -250,7 +265,9 @@ def test_a_worker_killed_mid_shard_fails_its_run_and_a_rerun_completes(
 ) -> None:
     """The process running shard-01 on a Celery worker is SIGKILLed mid-fetch (as the kernel's
     OOM killer would): Celery records the task failed, Dagster's run monitoring (the daemon, as
-    deployed) marks the run failed, and a re-run of the shard on the same worker completes."""
+    deployed) marks the run failed, and a re-run of the shard on the same worker completes. Then
+    the whole worker dies while it runs shard-00: the run's max runtime fails it, and the
+    re-run on the host's new worker completes."""
     config = SimulatorConfig(size=8_000, seed=5, latency_ms=20)
     yaml = _monitored_instance_yaml(tmp_path)
     with (
@@ -278,10 +295,7 @@ def test_a_worker_killed_mid_shard_fails_its_run_and_a_rerun_completes(
             assert run(one, launcher, log) == 0
             (killed,) = instance.get_runs(dg.RunsFilter(job_name="backfill_shard"))
             pid = _run_pid(instance, killed.run_id, 120)
-            deadline = time.monotonic() + 60
-            while not hang.fired and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert hang.fired, "shard-01 never asked for its ids"
+            _wait_fired(hang, "shard-01")
             os.kill(pid, signal.SIGKILL)
             sim.faults.remove(hang.rule_id)
 
@@ -294,24 +308,47 @@ def test_a_worker_killed_mid_shard_fails_its_run_and_a_rerun_completes(
                 dg.AssetKey("goldsky_payouts")
             )
 
-            # the worker replaced its pool process and takes the re-run and the rest
+            # the worker replaced its pool process and takes the re-run
             assert run(one, launcher, log) == 0
-            shard_00 = dagster(*launch, "-j", "backfill_shard", "--tags", _partition(0))
-            assert run(shard_00, launcher, log) == 0
-            _wait_for_runs(instance, 4, 240, hosts.workers)
+            _wait_for_runs(instance, 3, 120, hosts.workers)
+
+            # a whole worker lost, its main process too: Celery's backend keeps the task STARTED,
+            # so the run looks alive until its max runtime (dagster/max_runtime) runs out, and
+            # monitoring fails it; the host's new worker takes the re-run
+            shard_00 = _shard_ids(store, 0)
+            hang = sim.faults.add(
+                FaultKind.SLOW, delay_s=30.0, match=lambda info: shard_00 & set(info.ids)
+            )
+            tags = {"dagster/partition": shard_key(0), "dagster/max_runtime": str(MAX_RUNTIME_S)}
+            launch_00 = dagster(*launch, "-j", "backfill_shard", "--tags", json.dumps(tags))
+            assert run(launch_00, launcher, log) == 0
+            _wait_fired(hang, "shard-00")
+            stop_group(hosts.workers.pop(), signal.SIGKILL)
+            sim.faults.remove(hang.rule_id)
+            hosts.workers.append(_worker(hosts.worker_envs[0], "w2@%h", hosts.logs / "w2.log"))
+            (lost,) = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            assert lost.tags["dagster/partition"] == shard_key(0)
+            failed = _wait_for_status(
+                instance, lost.run_id, dg.DagsterRunStatus.FAILURE, MAX_RUNTIME_S + 60
+            )
+            assert failed.status == dg.DagsterRunStatus.FAILURE
+            assert _logged(instance, failed, "Exceeded maximum runtime")
+            shard_00_again = dagster(*launch, "-j", "backfill_shard", "--tags", _partition(0))
+            assert run(shard_00_again, launcher, log) == 0
+            _wait_for_runs(instance, 5, 240, hosts.workers)
             assert run(dagster(*launch, "-j", "publish_truth_view"), launcher, log) == 0
-            runs = _wait_for_runs(instance, 5, 120, hosts.workers)
+            runs = _wait_for_runs(instance, 6, 120, hosts.workers)
             statuses = sorted(r.status.value for r in runs)
-            assert statuses == ["FAILURE"] + ["SUCCESS"] * 4, statuses
+            assert statuses == ["FAILURE"] * 2 + ["SUCCESS"] * 4, statuses
         finally:
             stop_group(daemon)
 
     assert ingested(store) == snapshot_payouts(sim, store)
     staged = store.query_rows(
-        "SELECT uniqExact(run_id), count() = uniqExact(condition_id) "
-        "FROM payout_backfill.goldsky_payouts WHERE shard = 1"
-    )[0]
-    assert staged == (1, 1)
+        "SELECT shard, uniqExact(run_id), count() = uniqExact(condition_id) "
+        "FROM payout_backfill.goldsky_payouts GROUP BY shard ORDER BY shard"
+    )
+    assert staged == [(0, 1, 1), (1, 1, 1)]  # each shard's rows are its re-run's only
     snapshot_row = tables.current_snapshot(store)
     states = tables.state_counts(store, snapshot_row.generation)
     assert "pending" not in states and sum(states.values()) == snapshot_row.distinct_ids
