@@ -41,14 +41,14 @@ def prepare_shard(store: ClickHouseStore, shard: int, shards: int, chunk: int) -
     newest one (a backfill started meanwhile is not missed)."""
     with store.session():
         tables.ensure_schema(store)
-        snapshot = tables.current_snapshot(store)
+        found = tables.current_snapshot(store)
         tables.drop_orphan_runs(store, shard)
-        _check_ready(snapshot, shards)
-        assert snapshot is not None
+        snapshot = _ready(found, shards)
         return PreparedShard(snapshot, read_shard_ids(store, shard, snapshot.generation, chunk))
 
 
-def _check_ready(snapshot: Snapshot | None, shards: int) -> None:
+def _ready(snapshot: Snapshot | None, shards: int) -> Snapshot:
+    """``snapshot`` if the shard can fetch against it; else why not, and the fix."""
     if snapshot is None:
         raise ShardNotReady("no backfill snapshot yet: materialise missing_condition_ids first")
     if snapshot.shard_count != shards:
@@ -58,6 +58,7 @@ def _check_ready(snapshot: Snapshot | None, shards: int) -> None:
             "to finish this backfill, or take a new snapshot with the current value "
             "(payout-backfill run --fresh, or materialise missing_condition_ids)"
         )
+    return snapshot
 
 
 @dataclass(frozen=True)
