@@ -58,6 +58,19 @@ ALL_ASSETS = [
 ]
 
 
+# The layers in the order the suite runs them: the longest tests first, so that under xdist no
+# worker is left to finish a two-minute UI test alone after the other has run out of work.
+LAYER_ORDER = ("ui", "e2e", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def layer(item: pytest.Item) -> int:
+        marks = {m.name for m in item.iter_markers()}
+        return next((i for i, name in enumerate(LAYER_ORDER) if name in marks), len(LAYER_ORDER))
+
+    items.sort(key=layer)  # stable: within a layer, the files' own order
+
+
 @pytest.fixture(autouse=True)
 def _no_defs_state_storage_from_another_test() -> Iterator[None]:
     """Each test starts with no current DefsStateStorage. Dagster keeps the storage of the last
