@@ -29,7 +29,6 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.timestamp import TimestampWithTimezone
-from dagster._core.events import DagsterEventType
 from dagster._core.execution.asset_backfill import AssetBackfillData
 from dagster._core.execution.backfill import (
     BulkActionsFilter,
@@ -49,6 +48,7 @@ HOST_TAG = "payout-backfill/cli-host"
 TITLE = "payout-backfill run"
 SHARD_ASSETS = (FETCH, INGEST)
 STORE_POLL_S = 0.5
+PAGE = 1_000  # materialisation records read per query
 
 
 def _subset(partitions: Iterable[AssetKeyPartitionKey]) -> AssetGraphSubset:
@@ -119,17 +119,23 @@ class BackfillRecord:
         return list(self.instance.get_run_ids(filters=dg.RunsFilter.for_backfill(self.backfill_id)))
 
     def materialized(self) -> set[AssetKeyPartitionKey]:
-        """Targeted partitions materialised by this backfill's runs, from their event logs."""
+        """Targeted partitions materialised by this backfill's runs, read from the instance's
+        asset index (a query per targeted asset, for what was materialised since the backfill
+        started) rather than from each run's own event log."""
         assert self.instance is not None
+        runs = set(self._run_ids())
         done: set[AssetKeyPartitionKey] = set()
-        for run_id in self._run_ids():
-            records = self.instance.get_records_for_run(
-                run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
-            ).records
-            for record in records:
-                event = record.event_log_entry.dagster_event
-                if event is not None and event.asset_key is not None:
-                    done.add(AssetKeyPartitionKey(event.asset_key, event.partition))
+        for key in {p.asset_key for p in self.target}:
+            since = dg.AssetRecordsFilter(asset_key=key, after_timestamp=self.started)
+            cursor = None
+            while True:
+                page = self.instance.fetch_materializations(since, limit=PAGE, cursor=cursor)
+                for record in page.records:
+                    if record.run_id in runs:
+                        done.add(AssetKeyPartitionKey(key, record.partition_key))
+                if not page.has_more:
+                    break
+                cursor = page.cursor
         return done & self.target
 
     def _backfill(
