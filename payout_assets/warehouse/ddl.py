@@ -25,7 +25,6 @@ _CREATE_TABLE = re.compile(
     r"(?P<rest>.*)$",
     re.S,
 )
-_ALTER = re.compile(r"^(?P<lead>.*?)ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\b(?P<rest>.*)$", re.S)
 _MAINTENANCE = re.compile(
     r"^(?P<lead>.*?)(?P<verb>ALTER TABLE|OPTIMIZE TABLE|DELETE FROM) (?P<db>\w+)\.(?P<table>\w+)\b"
     r"(?P<rest>.*)$",
@@ -85,9 +84,8 @@ def render(statement: str, target: Target) -> list[str]:
         return [f"{match.group(1)} {on_cluster}"]
     if match := _CREATE_TABLE.match(statement):
         return _clustered_table(match, target.cluster, on_cluster)
-    if match := _ALTER.match(statement):
-        db, table = match["db"], match["table"]
-        return [f"{match['lead']}ALTER TABLE {db}.{table}_local {on_cluster}{match['rest']}"]
+    if _MAINTENANCE.match(statement):  # the schema's ALTERs, as the pipeline's own
+        return [maintenance(statement, target)]
     if match := _VIEW.match(statement):
         return [
             f"{match['lead']}CREATE OR REPLACE VIEW {match['name']} {on_cluster} AS{match['rest']}"
@@ -100,8 +98,7 @@ def maintenance(statement: str, target: Target) -> str:
     OPTIMIZE or DELETE of a pipeline table acts on its ``_local`` tables ON CLUSTER (a
     Distributed table holds no parts); every other statement, and every statement on one
     server, is unchanged."""
-    match = _MAINTENANCE.match(statement)
-    if target.cluster is None or match is None:
+    if target.cluster is None or not (match := _MAINTENANCE.match(statement)):
         return statement
     table = f"{match['db']}.{match['table']}_local ON CLUSTER '{target.cluster}'"
     return f"{match['lead']}{match['verb']} {table}{match['rest']}"
