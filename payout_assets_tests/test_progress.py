@@ -14,7 +14,13 @@ import sys
 
 import pytest
 
-from payout_assets.cli.progress import Progress, progress_dict, render_lines
+from payout_assets.cli.progress import (
+    MAX_POLL_SHARE,
+    Progress,
+    poll_wait,
+    progress_dict,
+    render_lines,
+)
 from payout_assets.cli.status import LastRun, ShardStatus, StatusReport
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +69,13 @@ def test_progress_figures_per_shard_and_total() -> None:
     assert tick["eta_s"] == 60.0  # 3,000 ids left at 50 ids/s
     only = progress_dict(_report(), ["shard-00"], at=1_000.0)
     assert [s["shard"] for s in only["shards"]] == ["shard-00"] and only["eta_s"] == 0.0
+
+
+def test_polls_are_spaced_out_when_they_cost_more_than_their_share_of_a_core() -> None:
+    assert poll_wait(5.0, 0.0) == 5.0
+    assert poll_wait(5.0, 5.0 * MAX_POLL_SHARE) == 5.0
+    assert poll_wait(5.0, 1.0) == pytest.approx(1.0 / MAX_POLL_SHARE)
+    assert poll_wait(5.0, 1.0) > 5.0
 
 
 def test_rendering_plain_json_and_terminal() -> None:

@@ -5,7 +5,9 @@ the shard's latest run from the Dagster instance, its staged rows from ClickHous
 background thread every few seconds while the shards run, so the CLI's wait loop never blocks
 on the store. The embedded store serves one process at a time behind a file lock, so each poll
 is one short session, at most every ``interval_s`` seconds, and gives up on the lock after
-``LOCK_TIMEOUT_S`` instead of queueing behind the shards.
+``LOCK_TIMEOUT_S`` instead of queueing behind the shards. A poll's cost grows with the store (an
+engine open, then reads of every staged run), and the shards need the CPU more than the display
+does, so polls are spaced further apart when they cost more than ``MAX_POLL_SHARE`` of a core.
 
 Three renderings: on a terminal a block redrawn in place; otherwise plain lines, one block per
 poll; with ``--json`` one JSON object per line (``progress`` ticks, ``message`` lines, and the
@@ -32,6 +34,13 @@ Mode = Literal["tty", "plain", "json"]
 INTERVAL_S = 5.0
 LOCK_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 30.0
+MAX_POLL_SHARE = 0.05  # of one core: the CPU the progress display may take from the shards
+
+
+def poll_wait(interval_s: float, poll_cpu_s: float) -> float:
+    """Seconds until the next poll: ``interval_s``, or longer when the last poll took more
+    than ``MAX_POLL_SHARE`` of a core over that time."""
+    return max(interval_s, poll_cpu_s / MAX_POLL_SHARE)
 
 
 def _duration(seconds: float | None) -> str:
@@ -187,10 +196,13 @@ class Progress:
         stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(self.interval_s):
+            wait = self.interval_s
+            while not stop.wait(wait):
+                started = time.process_time()  # the engine's own threads too
                 tick = self.poll(instance, store, keys)
                 if tick is not None and not stop.is_set():
                     self.emit(tick)
+                wait = poll_wait(self.interval_s, time.process_time() - started)
 
         thread = threading.Thread(target=loop, name="progress", daemon=True)
         thread.start()

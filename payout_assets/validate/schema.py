@@ -10,7 +10,7 @@ never wrapped around by numpy.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -29,60 +29,74 @@ COLUMNS = [
 
 
 def _ints(value: object) -> list[int]:
-    return [int(v) for v in value]  # type: ignore[attr-defined]
+    return list(map(int, value))  # type: ignore[call-overload]
 
 
-# Each rule as a plain predicate of one row (a record of ``COLUMNS``). The pandera checks below
-# call them, and ``failures_by_row`` calls them row by row when pandera reports a check without
-# the rows it failed on: pandera quotes failing values with ``str()``, which raises for an
-# integer of more than 4,300 digits, and the check then comes back as an error with no row index.
-def _numerators_fit_uint64(row: Mapping[str, object]) -> bool:
-    return all(0 <= n <= UINT64_MAX for n in _ints(row["payout_numerators"]))
+# Each rule as a plain predicate of one row's values. The pandera checks below apply them to
+# whole columns in one pass each, and ``failures_by_row`` applies them row by row when pandera
+# reports a check without the rows it failed on: pandera quotes failing values with ``str()``,
+# which raises for an integer of more than 4,300 digits, and the check then comes back as an
+# error with no row index.
+def _fit(numerators: list[int]) -> bool:
+    return all(0 <= n <= UINT64_MAX for n in numerators)
 
 
-def _sum_fits_uint64(row: Mapping[str, object]) -> bool:
+def _numerators_fit_uint64(numerators: object) -> bool:
+    return _fit(_ints(numerators))
+
+
+def _sum_fits_uint64(numerators: object) -> bool:
     """Σ numerators within UInt64 (judged only when each numerator fits: otherwise that rule
     is the reason)."""
-    numerators = _ints(row["payout_numerators"])
-    return not all(0 <= n <= UINT64_MAX for n in numerators) or sum(numerators) <= UINT64_MAX
+    values = _ints(numerators)
+    return not _fit(values) or sum(values) <= UINT64_MAX
 
 
-def _denominator_positive_uint64(row: Mapping[str, object]) -> bool:
-    return 0 < int(row["payout_denominator"]) <= UINT64_MAX  # type: ignore[call-overload]
+def _denominator_positive_uint64(denominator: object) -> bool:
+    return 0 < int(denominator) <= UINT64_MAX  # type: ignore[call-overload]
 
 
-def _sum_equals_denominator(row: Mapping[str, object]) -> bool:
-    denominator = int(row["payout_denominator"])  # type: ignore[call-overload]
-    return sum(_ints(row["payout_numerators"])) == denominator
+def _sum_equals_denominator(numerators: object, denominator: object) -> bool:
+    return sum(_ints(numerators)) == int(denominator)  # type: ignore[call-overload]
 
 
-def _winning_index_consistent(row: Mapping[str, object]) -> bool:
+def _winning_index_consistent(numerators: object, denominator: object, index: object) -> bool:
     """-1 for a split payout, else in bounds and holding the whole payout."""
-    n = _ints(row["payout_numerators"])
-    d = int(row["payout_denominator"])  # type: ignore[call-overload]
-    w = int(row["winning_index"])  # type: ignore[call-overload]
+    n = _ints(numerators)
+    d = int(denominator)  # type: ignore[call-overload]
+    w = int(index)  # type: ignore[call-overload]
     return w == winning_index(n, d) and (w == -1 or (0 <= w < len(n) and n[w] == d))
 
 
-ROW_RULES: dict[str, Callable[[Mapping[str, object]], bool]] = {
-    "at_least_two_outcomes": lambda row: len(_ints(row["payout_numerators"])) >= 2,
-    "at_most_256_outcomes": lambda row: len(_ints(row["payout_numerators"])) <= MAX_OUTCOMES,
-    "numerators_fit_uint64": _numerators_fit_uint64,
-    "numerator_sum_fits_uint64": _sum_fits_uint64,
-    "denominator_positive_uint64": _denominator_positive_uint64,
-    "numerator_sum_equals_denominator": _sum_equals_denominator,
-    "winning_index_consistent": _winning_index_consistent,
+# rule name -> (the columns it reads, its predicate of those values)
+RULES: dict[str, tuple[tuple[str, ...], Callable[..., bool]]] = {
+    "at_least_two_outcomes": (("payout_numerators",), lambda n: len(_ints(n)) >= 2),
+    # the ConditionalTokens limit; also what keeps winning_index within its Int16
+    "at_most_256_outcomes": (("payout_numerators",), lambda n: len(_ints(n)) <= MAX_OUTCOMES),
+    "numerators_fit_uint64": (("payout_numerators",), _numerators_fit_uint64),
+    "numerator_sum_fits_uint64": (("payout_numerators",), _sum_fits_uint64),
+    "denominator_positive_uint64": (("payout_denominator",), _denominator_positive_uint64),
+    "numerator_sum_equals_denominator": (
+        ("payout_numerators", "payout_denominator"),
+        _sum_equals_denominator,
+    ),
+    "winning_index_consistent": (
+        ("payout_numerators", "payout_denominator", "winning_index"),
+        _winning_index_consistent,
+    ),
 }
 
 
-def _rows(df: pd.DataFrame) -> Iterator[dict[str, object]]:
-    columns = ["payout_numerators", "payout_denominator", "winning_index"]
-    for values in zip(*(df[c] for c in columns), strict=True):
-        yield dict(zip(columns, values, strict=True))
+def _judged(rule: str, columns: Sequence[pd.Series]) -> list[bool]:
+    """``rule`` applied to each row of ``columns`` (the ones ``RULES`` names, in its order)."""
+    predicate = RULES[rule][1]
+    return list(map(predicate, *columns))
 
 
-def _by_row(df: pd.DataFrame, rule: str) -> Series[bool]:
-    return pd.Series([ROW_RULES[rule](row) for row in _rows(df)], index=df.index)
+def _frame(rule: str, df: pd.DataFrame) -> Series[bool]:
+    """``rule`` over every row of ``df``, in one pass (a pandera check)."""
+    names = RULES[rule][0]
+    return pd.Series(_judged(rule, [df[c] for c in names]), index=df.index, dtype=bool)
 
 
 class PayoutRow(pa.DataFrameModel):
@@ -96,35 +110,33 @@ class PayoutRow(pa.DataFrameModel):
         nullable=True, dtype_kwargs={"unit": "ns", "tz": "UTC"}
     )
 
-    @pa.check("payout_numerators", element_wise=True, name="at_least_two_outcomes")
-    def at_least_two_outcomes(cls, numerators: object) -> bool:
-        return ROW_RULES["at_least_two_outcomes"]({"payout_numerators": numerators})
+    @pa.dataframe_check(name="at_least_two_outcomes")
+    def at_least_two_outcomes(cls, df: pd.DataFrame) -> Series[bool]:
+        return _frame("at_least_two_outcomes", df)
 
-    @pa.check("payout_numerators", element_wise=True, name="at_most_256_outcomes")
-    def at_most_256_outcomes(cls, numerators: object) -> bool:
-        """The ConditionalTokens limit; also what keeps winning_index within its Int16."""
-        return ROW_RULES["at_most_256_outcomes"]({"payout_numerators": numerators})
+    @pa.dataframe_check(name="at_most_256_outcomes")
+    def at_most_256_outcomes(cls, df: pd.DataFrame) -> Series[bool]:
+        return _frame("at_most_256_outcomes", df)
 
-    @pa.check("payout_numerators", element_wise=True, name="numerators_fit_uint64")
-    def numerators_fit_uint64(cls, numerators: object) -> bool:
-        return _numerators_fit_uint64({"payout_numerators": numerators})
+    @pa.dataframe_check(name="numerators_fit_uint64")
+    def numerators_fit_uint64(cls, df: pd.DataFrame) -> Series[bool]:
+        return _frame("numerators_fit_uint64", df)
 
-    @pa.check("payout_numerators", element_wise=True, name="numerator_sum_fits_uint64")
-    def numerator_sum_fits_uint64(cls, numerators: object) -> bool:
-        return _sum_fits_uint64({"payout_numerators": numerators})
+    @pa.dataframe_check(name="numerator_sum_fits_uint64")
+    def numerator_sum_fits_uint64(cls, df: pd.DataFrame) -> Series[bool]:
+        return _frame("numerator_sum_fits_uint64", df)
 
-    @pa.check("payout_denominator", element_wise=True, name="denominator_positive_uint64")
-    def denominator_positive_uint64(cls, denominator: object) -> bool:
-        return _denominator_positive_uint64({"payout_denominator": denominator})
+    @pa.dataframe_check(name="denominator_positive_uint64")
+    def denominator_positive_uint64(cls, df: pd.DataFrame) -> Series[bool]:
+        return _frame("denominator_positive_uint64", df)
 
     @pa.dataframe_check(name="numerator_sum_equals_denominator")
     def numerator_sum_equals_denominator(cls, df: pd.DataFrame) -> Series[bool]:
-        return _by_row(df, "numerator_sum_equals_denominator")
+        return _frame("numerator_sum_equals_denominator", df)
 
     @pa.dataframe_check(name="winning_index_consistent")
     def winning_index_consistent(cls, df: pd.DataFrame) -> Series[bool]:
-        """-1 for a split payout, else in bounds and holding the whole payout."""
-        return _by_row(df, "winning_index_consistent")
+        return _frame("winning_index_consistent", df)
 
     @pa.check("resolved_at", name="resolved_at_not_in_future")
     def resolved_at_not_in_future(cls, resolved_at: Series[pd.Timestamp]) -> Series[bool]:
@@ -174,10 +186,10 @@ def failures_by_row(frame: pd.DataFrame) -> dict[int, list[str]]:
 
 def _unindexed_failures(frame: pd.DataFrame, check: str) -> list[int]:
     """Positions of the rows that break ``check`` (all of them for a check with no predicate)."""
-    rule = ROW_RULES.get(check)
-    if rule is None:
+    if check not in RULES:
         return list(range(len(frame)))
-    return [position for position, row in enumerate(_rows(frame)) if not rule(row)]
+    judged = _judged(check, [frame[c] for c in RULES[check][0]])
+    return [position for position, passed in enumerate(judged) if not passed]
 
 
 VALIDATE_ROWS = 5_000  # rows per pandera frame: bounds the heap a validation adds
