@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pandera.pandas as pa
-from pandera.typing import Series
 
 from payout_assets.validate.payouts import MAX_OUTCOMES, UINT64_MAX, winning_index
 
@@ -93,58 +92,38 @@ def _judged(rule: str, columns: Sequence[pd.Series]) -> list[bool]:
     return list(map(predicate, *columns))
 
 
-def _frame(rule: str, df: pd.DataFrame) -> Series[bool]:
-    """``rule`` over every row of ``df``, in one pass (a pandera check)."""
-    names = RULES[rule][0]
-    return pd.Series(_judged(rule, [df[c] for c in names]), index=df.index, dtype=bool)
+def _rule_check(rule: str) -> pa.Check:
+    """``rule`` as a pandera check of the whole frame, judged in one pass over its rows."""
+
+    def judge(df: pd.DataFrame) -> pd.Series:
+        columns = [df[c] for c in RULES[rule][0]]
+        return pd.Series(_judged(rule, columns), index=df.index, dtype=bool)
+
+    return pa.Check(judge, name=rule)
 
 
-class PayoutRow(pa.DataFrameModel):
-    """A resolved condition's payout vector, as stored in ``resolutions_external_ingest``."""
+def _not_in_future(resolved_at: pd.Series) -> pd.Series:
+    return resolved_at.isna() | (resolved_at <= pd.Timestamp(datetime.now(UTC)))
 
-    condition_id: Series[str] = pa.Field(str_matches=r"^[0-9a-f]{64}$", unique=True)
-    payout_numerators: Series[object]
-    payout_denominator: Series[object]
-    winning_index: Series[int]
-    resolved_at: Series[pd.DatetimeTZDtype] = pa.Field(
-        nullable=True, dtype_kwargs={"unit": "ns", "tz": "UTC"}
-    )
 
-    @pa.dataframe_check(name="at_least_two_outcomes")
-    def at_least_two_outcomes(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("at_least_two_outcomes", df)
-
-    @pa.dataframe_check(name="at_most_256_outcomes")
-    def at_most_256_outcomes(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("at_most_256_outcomes", df)
-
-    @pa.dataframe_check(name="numerators_fit_uint64")
-    def numerators_fit_uint64(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("numerators_fit_uint64", df)
-
-    @pa.dataframe_check(name="numerator_sum_fits_uint64")
-    def numerator_sum_fits_uint64(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("numerator_sum_fits_uint64", df)
-
-    @pa.dataframe_check(name="denominator_positive_uint64")
-    def denominator_positive_uint64(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("denominator_positive_uint64", df)
-
-    @pa.dataframe_check(name="numerator_sum_equals_denominator")
-    def numerator_sum_equals_denominator(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("numerator_sum_equals_denominator", df)
-
-    @pa.dataframe_check(name="winning_index_consistent")
-    def winning_index_consistent(cls, df: pd.DataFrame) -> Series[bool]:
-        return _frame("winning_index_consistent", df)
-
-    @pa.check("resolved_at", name="resolved_at_not_in_future")
-    def resolved_at_not_in_future(cls, resolved_at: Series[pd.Timestamp]) -> Series[bool]:
-        return resolved_at.isna() | (resolved_at <= pd.Timestamp(datetime.now(UTC)))
-
-    class Config:
-        strict = "filter"
-        coerce = True
+# A resolved condition's payout vector, as stored in ``resolutions_external_ingest``.
+PayoutRow = pa.DataFrameSchema(
+    {
+        "condition_id": pa.Column(str, checks=pa.Check.str_matches(r"^[0-9a-f]{64}$"), unique=True),
+        "payout_numerators": pa.Column(object),
+        "payout_denominator": pa.Column(object),
+        "winning_index": pa.Column(int),
+        "resolved_at": pa.Column(
+            pd.DatetimeTZDtype(unit="ns", tz="UTC"),
+            checks=pa.Check(_not_in_future, name="resolved_at_not_in_future"),
+            nullable=True,
+        ),
+    },
+    checks=[_rule_check(rule) for rule in RULES],
+    name="PayoutRow",
+    strict="filter",
+    coerce=True,
+)
 
 
 def payout_frame(records: list[dict[str, object]]) -> pd.DataFrame:
