@@ -91,10 +91,10 @@ def fetch_and_publish(
             run_id,
             snapshot,
             prepared.ids,
+            publish=lambda: tables.publish_shard(store, shard, run_id, snapshot.generation),
             on_progress=lambda p: log.info(p.summary()),
             log=log,
         )
-        tables.publish_shard(store, shard, run_id, snapshot.generation)
     except BaseException as exc:
         ids = list(exc.condition_ids) if isinstance(exc, ShardFailed) else []
         error = redact(str(exc), client.settings.secret_values()) or type(exc).__name__

@@ -124,6 +124,17 @@ class _Stager:
         if self._write_error is not None:
             raise self._write_error
 
+    def finish(self, then: Callable[[], None]) -> None:
+        """Validate what is pending, wait for the queued writes, then write the last rows and
+        run ``then`` (the shard's publish) in one engine session."""
+        self.flush(queue=False)
+        self.close()
+        with self.store.session():
+            if self.rows:
+                tables.stage_rows(self.store, self.rows)
+            self.rows = []
+            then()
+
     def add_batch(self, asked: Sequence[str], answer: Sequence[RawCondition]) -> None:
         fetched_at = tables.now_utc()
         by_id = {c.condition_id: c for c in answer}
@@ -148,8 +159,9 @@ class _Stager:
         if len(self.rows) + len(self.candidates) >= FLUSH_ROWS:
             self.flush()
 
-    def flush(self) -> None:
-        """Validate the pending payouts with the pandera model, then write everything staged."""
+    def flush(self, queue: bool = True) -> None:
+        """Validate the pending payouts with the pandera model, then queue everything staged
+        for the writer (``queue=False``: keep it, for ``finish``)."""
         if self.candidates:
             fetched_at = tables.now_utc()
             failures = rule_failures(
@@ -175,9 +187,9 @@ class _Stager:
             self.candidates = []
         if self._write_error is not None:
             raise self._write_error
-        if self.rows:
+        if self.rows and queue:
             self._writes.put(self.rows)
-        self.rows = []
+            self.rows = []
 
     def _row(
         self,
@@ -251,12 +263,13 @@ def run_shard(
     run_id: str,
     snapshot: Snapshot,
     ids: ShardIds,
+    publish: Callable[[], None],
     on_progress: Callable[[ShardProgress], None] | None = None,
     progress_every: int = 5,
     log: logging.Logger | None = None,
 ) -> ShardProgress:
-    """Fetch, validate and stage every id of ``shard`` (``ids``, read by ``read_shard_ids``);
-    raises :class:`ShardFailed`."""
+    """Fetch, validate and stage every id of ``shard`` (``ids``, read by ``read_shard_ids``),
+    then ``publish`` the run in the session of its last write; raises :class:`ShardFailed`."""
     log = log or logging.getLogger(__name__)
     settings = client.settings
     progress = ShardProgress(shard, ids.count)
@@ -289,15 +302,14 @@ def run_shard(
                 progress.batches += 1
                 if on_progress and progress.batches % progress_every == 0:
                     on_progress(progress)
-        stager.flush()
+        pool.shutdown(wait=True)
+        stager.finish(publish)
     except BaseException:
         client.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(BaseException):
             stager.close()
         raise
-    stager.close()
-    pool.shutdown(wait=True)
     if on_progress:
         on_progress(progress)
     log.info(
