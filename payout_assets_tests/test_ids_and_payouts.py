@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -17,7 +18,7 @@ from payout_assets.validate.payouts import (
     parse_payout,
     winning_index,
 )
-from payout_assets.validate.schema import failures_by_row, payout_frame
+from payout_assets.validate.schema import failures_by_row, payout_frame, validate_chunks
 
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 
@@ -162,3 +163,30 @@ def test_pandera_names_each_broken_rule() -> None:
     assert failures[1] == ["at_least_two_outcomes"]
     assert set(failures[2]) == {"numerators_fit_uint64", "denominator_positive_uint64"}
     assert failures[3] == ["winning_index_consistent"]
+
+
+def test_stored_rows_are_judged_exactly_though_each_vector_is_validated_once() -> None:
+    """Stored payouts share a few vectors; a row that breaks a rule inside a common vector (a
+    future resolved_at) or with a vector of its own (a wrong sum) is still counted and named."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [
+        (
+            f"{i:064x}",
+            [1, 0] if i % 2 else [0, 1],
+            1,
+            0 if i % 2 else 1,
+            start + timedelta(minutes=i),
+        )
+        for i in range(9_000)
+    ]
+    rows[10] = (rows[10][0], [1, 0], 1, 0, datetime.now(UTC) + timedelta(days=2))
+    rows[11] = (rows[11][0], [1, 0], 1, 0, None)
+    rows[4_000] = (rows[4_000][0], [2, 2], 3, -1, None)
+    chunks = [rows[i : i + 5_000] for i in range(0, len(rows), 5_000)]
+    checked, broken, sample = validate_chunks(chunks)
+    assert checked == 9_000
+    assert broken == {"resolved_at_not_in_future": 1, "numerator_sum_equals_denominator": 1}
+    assert sorted(sample) == [
+        (rows[10][0], "resolved_at_not_in_future"),
+        (rows[4_000][0], "numerator_sum_equals_denominator"),
+    ]

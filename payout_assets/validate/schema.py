@@ -193,15 +193,36 @@ def validate_chunks(
 
     Each row is ``(condition_id, numerators, denominator, winning_index, resolved_at)``.
     Returns (rows checked, rows failing each rule, a sample of (condition_id, rules)).
+
+    The model's payout rules read only a row's vector, and "not in the future" holds for every
+    row when it holds for the latest ``resolved_at``; so the model judges each distinct vector
+    of a chunk once, in the row with its latest ``resolved_at``, and judges row by row only the
+    rows of a vector that fails, for exact counts and samples. A chunk of stored payouts holds
+    a handful of distinct vectors. (A condition id's own rules are the checks' SQL counts:
+    ``unique_condition_ids``, ``canonical_condition_ids``.)
     """
     checked = 0
     broken: Counter[str] = Counter()
     failing: list[tuple[str, str]] = []
     for chunk in chunks:
-        records = [dict(zip(COLUMNS, row, strict=True)) for row in chunk]
-        checked += len(records)
-        for position, rules in rule_failures(records).items():
-            broken.update(rules)
-            if len(failing) < sample:
-                failing.append((str(records[position]["condition_id"]), ", ".join(rules)))
+        checked += len(chunk)
+        groups: dict[tuple[object, ...], list[tuple[object, ...]]] = defaultdict(list)
+        for row in chunk:
+            groups[(tuple(row[1]), row[2], row[3])].append(row)  # type: ignore[call-overload]
+        members = list(groups.values())
+        for group in rule_failures([_record(max(rows, key=_latest)) for rows in members]):
+            rows = members[group]
+            for position, rules in rule_failures([_record(row) for row in rows]).items():
+                broken.update(rules)
+                if len(failing) < sample:
+                    failing.append((str(rows[position][0]), ", ".join(rules)))
     return checked, broken, failing
+
+
+def _record(row: tuple[object, ...]) -> dict[str, object]:
+    return dict(zip(COLUMNS, row, strict=True))
+
+
+def _latest(row: tuple[object, ...]) -> tuple[bool, object]:
+    """Orders rows by ``resolved_at``, a missing one first."""
+    return (True, row[4]) if row[4] is not None else (False, 0)
