@@ -186,36 +186,45 @@ def rule_failures(records: Sequence[Mapping[str, object]]) -> dict[int, list[str
     return out
 
 
+def vector_failures(rows: Sequence[tuple[object, ...]]) -> dict[int, list[str]]:
+    """Row position → the rules it breaks, as ``rule_failures`` judges them, for rows of
+    ``(condition_id, numerators, denominator, winning_index, resolved_at)``.
+
+    The payout rules read only a row's vector, and "not in the future" holds for every row when
+    it holds for the latest ``resolved_at``; so the model judges each distinct vector once, in
+    its row with the latest ``resolved_at``, and row by row only the rows of a vector that
+    fails, for exact reasons. Payouts share a handful of vectors. A condition id's own rules
+    (64 hex digits, once each) are judged where ids enter: the snapshot normalises and
+    deduplicates them, the shard refuses a non-canonical one, the checks count both in SQL.
+    """
+    groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    for position, row in enumerate(rows):
+        groups[(tuple(row[1]), row[2], row[3])].append(position)  # type: ignore[call-overload]
+    members = list(groups.values())
+    latest = [max(positions, key=lambda p: _latest(rows[p])) for positions in members]
+    out: dict[int, list[str]] = {}
+    for group in rule_failures([_record(rows[p]) for p in latest]):
+        positions = members[group]
+        for index, rules in rule_failures([_record(rows[p]) for p in positions]).items():
+            out[positions[index]] = rules
+    return out
+
+
 def validate_chunks(
     chunks: Iterable[list[tuple[object, ...]]], sample: int = 20
 ) -> tuple[int, Counter[str], list[tuple[str, str]]]:
-    """Validate stored rows chunk by chunk (one chunk in memory at a time).
-
-    Each row is ``(condition_id, numerators, denominator, winning_index, resolved_at)``.
-    Returns (rows checked, rows failing each rule, a sample of (condition_id, rules)).
-
-    The model's payout rules read only a row's vector, and "not in the future" holds for every
-    row when it holds for the latest ``resolved_at``; so the model judges each distinct vector
-    of a chunk once, in the row with its latest ``resolved_at``, and judges row by row only the
-    rows of a vector that fails, for exact counts and samples. A chunk of stored payouts holds
-    a handful of distinct vectors. (A condition id's own rules are the checks' SQL counts:
-    ``unique_condition_ids``, ``canonical_condition_ids``.)
-    """
+    """Validate stored rows chunk by chunk (one chunk in memory at a time), with
+    ``vector_failures``. Returns (rows checked, rows failing each rule, a sample of
+    (condition_id, rules))."""
     checked = 0
     broken: Counter[str] = Counter()
     failing: list[tuple[str, str]] = []
     for chunk in chunks:
         checked += len(chunk)
-        groups: dict[tuple[object, ...], list[tuple[object, ...]]] = defaultdict(list)
-        for row in chunk:
-            groups[(tuple(row[1]), row[2], row[3])].append(row)  # type: ignore[call-overload]
-        members = list(groups.values())
-        for group in rule_failures([_record(max(rows, key=_latest)) for rows in members]):
-            rows = members[group]
-            for position, rules in rule_failures([_record(row) for row in rows]).items():
-                broken.update(rules)
-                if len(failing) < sample:
-                    failing.append((str(rows[position][0]), ", ".join(rules)))
+        for position, rules in vector_failures(chunk).items():
+            broken.update(rules)
+            if len(failing) < sample:
+                failing.append((str(chunk[position][0]), ", ".join(rules)))
     return checked, broken, failing
 
 

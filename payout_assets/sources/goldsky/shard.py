@@ -30,7 +30,7 @@ from payout_assets.validate.payouts import (
     RawCondition,
     parse_payout,
 )
-from payout_assets.validate.schema import rule_failures
+from payout_assets.validate.schema import vector_failures
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
@@ -164,15 +164,9 @@ class _Stager:
         for the writer (``queue=False``: keep it, for ``finish``)."""
         if self.candidates:
             fetched_at = tables.now_utc()
-            failures = rule_failures(
+            failures = vector_failures(
                 [
-                    {
-                        "condition_id": raw.condition_id,
-                        "payout_numerators": list(p.numerators),
-                        "payout_denominator": p.denominator,
-                        "winning_index": p.winning_index,
-                        "resolved_at": p.resolved_at,
-                    }
+                    (raw.condition_id, p.numerators, p.denominator, p.winning_index, p.resolved_at)
                     for raw, p in self.candidates
                 ]
             )
