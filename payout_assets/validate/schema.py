@@ -86,18 +86,17 @@ RULES: dict[str, tuple[tuple[str, ...], Callable[..., bool]]] = {
 }
 
 
-def _judged(rule: str, columns: Sequence[pd.Series]) -> list[bool]:
-    """``rule`` applied to each row of ``columns`` (the ones ``RULES`` names, in its order)."""
-    predicate = RULES[rule][1]
-    return list(map(predicate, *columns))
+def _judged(rule: str, frame: pd.DataFrame) -> list[bool]:
+    """``rule`` applied to each row of ``frame``, in one pass over the columns it reads."""
+    columns, predicate = RULES[rule]
+    return list(map(predicate, *(frame[c] for c in columns)))
 
 
 def _rule_check(rule: str) -> pa.Check:
     """``rule`` as a pandera check of the whole frame, judged in one pass over its rows."""
 
     def judge(df: pd.DataFrame) -> pd.Series:
-        columns = [df[c] for c in RULES[rule][0]]
-        return pd.Series(_judged(rule, columns), index=df.index, dtype=bool)
+        return pd.Series(_judged(rule, df), index=df.index, dtype=bool)
 
     return pa.Check(judge, name=rule)
 
@@ -167,8 +166,7 @@ def _unindexed_failures(frame: pd.DataFrame, check: str) -> list[int]:
     """Positions of the rows that break ``check`` (all of them for a check with no predicate)."""
     if check not in RULES:
         return list(range(len(frame)))
-    judged = _judged(check, [frame[c] for c in RULES[check][0]])
-    return [position for position, passed in enumerate(judged) if not passed]
+    return [position for position, passed in enumerate(_judged(check, frame)) if not passed]
 
 
 VALIDATE_ROWS = 5_000  # rows per pandera frame: bounds the heap a validation adds
