@@ -127,7 +127,7 @@ class _Stager:
     def finish(self, then: Callable[[], None]) -> None:
         """Validate what is pending, wait for the queued writes, then write the last rows and
         run ``then`` (the shard's publish) in one engine session."""
-        self.flush(queue=False)
+        self._validate()
         self.close()
         with self.store.session():
             if self.rows:
@@ -159,9 +159,18 @@ class _Stager:
         if len(self.rows) + len(self.candidates) >= FLUSH_ROWS:
             self.flush()
 
-    def flush(self, queue: bool = True) -> None:
-        """Validate the pending payouts with the pandera model, then queue everything staged
-        for the writer (``queue=False``: keep it, for ``finish``)."""
+    def flush(self) -> None:
+        """Validate the pending payouts, then queue everything staged for the writer."""
+        self._validate()
+        if self._write_error is not None:
+            raise self._write_error
+        if self.rows:
+            self._writes.put(self.rows)
+            self.rows = []
+
+    def _validate(self) -> None:
+        """Stage the pending payouts, each as resolved or, when it breaks a rule of the pandera
+        model, as rejected with the rules."""
         if self.candidates:
             fetched_at = tables.now_utc()
             failures = vector_failures(
@@ -179,11 +188,6 @@ class _Stager:
                 else:
                     self._row(raw.condition_id, "resolved", "", payout, fetched_at, raw)
             self.candidates = []
-        if self._write_error is not None:
-            raise self._write_error
-        if self.rows and queue:
-            self._writes.put(self.rows)
-            self.rows = []
 
     def _row(
         self,
