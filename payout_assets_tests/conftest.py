@@ -44,8 +44,6 @@ INGEST_COLUMNS = [
 
 ALL_CHECKS = [
     polygon.scan_covers_every_block_once,
-    checks.goldsky_payouts_checks,
-    checks.resolutions_external_ingest_checks,
     checks.vw_resolutions_truth_checks,
     checks.missing_condition_ids_ledger,
 ]
@@ -125,19 +123,8 @@ class Pipeline:
         return [by_key.get(a.key, a) for a in ALL_ASSETS]
 
     def definitions(self) -> list[Any]:
-        """The assets and their checks, partitioned alike."""
-        if self.shards is None:
-            return [*ALL_ASSETS, *ALL_CHECKS]
-        defs = self.assets()
-        by_key = {d.key: d for d in defs}
-        fetch = by_key[assets.goldsky_payouts.key]
-        ingest = by_key[assets.resolutions_external_ingest.key]
-        shard_checks = {checks.goldsky_payouts_checks, checks.resolutions_external_ingest_checks}
-        return [
-            *defs,
-            *(c for c in ALL_CHECKS if c not in shard_checks),
-            *checks.shard_checks(fetch, ingest),
-        ]
+        """The assets and their checks (the shard assets' own, partitioned alike)."""
+        return [*self.assets(), *ALL_CHECKS]
 
     def shard_partitions(self) -> dg.StaticPartitionsDefinition:
         return shard_partitions if self.shards is None else shard_partitions_def(self.shards)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from payout_assets.cli.verify import verify
-from payout_assets.defs import assets, checks
+from payout_assets.defs import assets
 from payout_assets.sources.goldsky import answers
 from payout_assets.sources.goldsky.shard import NON_CANONICAL_REASON, ShardProgress, _Stager
 from payout_assets.validate import payouts
@@ -144,7 +144,7 @@ def test_verify_fails_on_noncanonical_ids_and_the_view_keeps_one_row(
     # The ingest table's asset check runs the same rule.
     evaluation = check_results(
         dg.materialize(
-            [assets.resolutions_external_ingest, checks.resolutions_external_ingest_checks],
+            [assets.resolutions_external_ingest],
             selection=dg.AssetSelection.checks_for_assets(assets.resolutions_external_ingest),
             tags={"dagster/partition": "shard-00"},
             resources={"clickhouse": ClickHouseResource(dsn=store.dsn)},

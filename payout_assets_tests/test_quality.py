@@ -11,7 +11,7 @@ import pytest
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 
-from payout_assets.defs import assets, checks, jobs
+from payout_assets.defs import assets, jobs
 from payout_assets.defs.partitions import shard_partitions
 from payout_assets.validate import rules
 from payout_assets.warehouse import tables
@@ -117,7 +117,7 @@ def test_checks_catch_invalid_rows_a_buggy_writer_left(
     row = (0, run_id, generation, "f" * 64, "resolved", "", [1, 1], 3, -1, None, ["1", "1"], "3", 1)
     tables.stage_rows(store, [(*row, tables.now_utc()), (*row, tables.now_utc())])
     result = dg.materialize(
-        [assets.goldsky_payouts, checks.goldsky_payouts_checks],
+        [assets.goldsky_payouts],
         selection=dg.AssetSelection.checks_for_assets(assets.goldsky_payouts),
         tags={"dagster/partition": "shard-00"},
         resources=pipeline.resources(),
@@ -248,13 +248,10 @@ def test_checks_tab_shows_each_shards_results_whatever_order_the_shards_finish(
         result = execute_run(InMemoryJob(job), run, pipeline.instance)
         assert result.success, run.tags
 
-    for asset, defined in (
-        (assets.goldsky_payouts, checks.goldsky_payouts_checks),
-        (assets.resolutions_external_ingest, checks.resolutions_external_ingest_checks),
-    ):
+    for asset in (assets.goldsky_payouts, assets.resolutions_external_ingest):
         name = asset.key.to_user_string()
         shown = latest_check_executions(pipeline.instance, name)
-        assert set(shown) == {spec.name for spec in defined.check_specs}, shown
+        assert set(shown) == {spec.name for spec in asset.check_specs}, shown
         for check, execution in shown.items():
             assert execution is not None, f"{name}.{check} shows Not Evaluated"
             assert execution["status"] == "SUCCEEDED", (name, check, execution)

@@ -4,7 +4,9 @@ fetch, validate, stage and publish, and on failure leave the shard with a record
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from payout_assets.redact import redact
 from payout_assets.sources.goldsky.client import GoldskyClient
@@ -18,6 +20,8 @@ from payout_assets.sources.goldsky.shard import (
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
+
+T = TypeVar("T")
 
 
 class ShardNotReady(RuntimeError):
@@ -77,12 +81,20 @@ def fetch_and_publish(
     run_id: str,
     prepared: PreparedShard,
     log: logging.Logger,
-) -> ShardFetched:
-    """Fetch, validate and stage every id of the shard, then publish the run. When anything
-    fails (a batch past its retries, the store, a terminated run) the run's staged rows are
-    dropped and the shard and the failed batch's ids are recorded as failed before the error
-    goes on, as :class:`ShardFailed` with a message that holds no secret of the client's."""
+    then: Callable[[], T],
+) -> tuple[ShardFetched, T]:
+    """Fetch, validate and stage every id of the shard, then publish the run and call ``then``
+    (the checks' reads) in the session of the last write. When anything fails (a batch past its
+    retries, the store, a terminated run) the run's staged rows are dropped and the shard and
+    the failed batch's ids are recorded as failed before the error goes on, as
+    :class:`ShardFailed` with a message that holds no secret of the client's."""
     snapshot = prepared.snapshot
+    after: list[T] = []
+
+    def publish() -> None:
+        tables.publish_shard(store, shard, run_id, snapshot.generation)
+        after.append(then())
+
     try:
         progress = run_shard(
             store,
@@ -91,7 +103,7 @@ def fetch_and_publish(
             run_id,
             snapshot,
             prepared.ids,
-            publish=lambda: tables.publish_shard(store, shard, run_id, snapshot.generation),
+            publish=publish,
             on_progress=lambda p: log.info(p.summary()),
             log=log,
         )
@@ -102,7 +114,7 @@ def fetch_and_publish(
         if isinstance(exc, Exception):
             raise ShardFailed(error, ids) from None
         raise
-    return ShardFetched(progress, client.requests_sent, client.retries)
+    return ShardFetched(progress, client.requests_sent, client.retries), after[0]
 
 
 def record_shard_failure(

@@ -7,6 +7,7 @@ Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) r
 of every id that entered, so nothing is lost without a trace.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -19,6 +20,16 @@ from payout_assets.backfill.shards import (
     prepare_shard,
 )
 from payout_assets.backfill.snapshot import take_snapshot
+from payout_assets.defs.checks import (
+    FETCH,
+    INGEST,
+    Judge,
+    fetch_check_specs,
+    ingest_check_specs,
+    read_ingested,
+    read_staged,
+    selected_results,
+)
 from payout_assets.defs.metadata import counts_table, md_table, table_name
 from payout_assets.defs.partitions import shard_index, shard_partitions
 from payout_assets.defs.polygon import polygon_condition_resolutions
@@ -28,6 +39,7 @@ from payout_assets.sources.goldsky.shard import ShardFailed
 from payout_assets.sources.ids import IdSourceResource
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
+from payout_assets.warehouse.store import ClickHouseStore
 
 GROUP = "payouts"
 OWNERS = ["team:data-platform"]
@@ -85,10 +97,16 @@ def snapshot_ids(
 
 def fetch_shard(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, goldsky: GoldskyResource
-) -> dg.MaterializeResult:
-    """One shard's fetch, under the shard's lock; a failure is recorded in the ledger and raised."""
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """One shard's fetch under the shard's lock, then its checks, whose reads share the
+    engine session of the fetch's last write; a failure is recorded in the ledger and raised.
+    With only the checks selected (the UI's "Execute checks"), they judge the newest fetch."""
     shard = shard_index(context.partition_key)
     store = clickhouse.store(merges=False)
+    checked = _checks_selected(context, FETCH)
+    if FETCH not in context.selected_asset_keys:
+        yield from selected_results(context, FETCH, read_staged(store, shard, context.run.run_id)())
+        return
     shard_lock = clickhouse.shard_lock(store, context.partition_key)
     try:
         shard_lock.acquire(timeout=0)
@@ -99,8 +117,14 @@ def fetch_shard(
         shards = context.assets_def.partitions_def.get_partition_keys()
         with goldsky.client(context.log) as client:
             prepared = prepare_shard(store, shard, len(shards), client.settings.chunk_ids)
-            fetched = fetch_and_publish(
-                store, client, shard, context.run.run_id, prepared, context.log
+            fetched, judge = fetch_and_publish(
+                store,
+                client,
+                shard,
+                context.run.run_id,
+                prepared,
+                context.log,
+                then=lambda: read_staged(store, shard, context.run.run_id) if checked else list,
             )
     except ShardNotReady as exc:
         raise dg.Failure(str(exc)) from None
@@ -120,7 +144,14 @@ def fetch_shard(
         ) from None
     finally:
         shard_lock.release()
-    return dg.MaterializeResult(metadata=shard_metadata(fetched, prepared.snapshot.block_number))
+    yield dg.MaterializeResult(
+        asset_key=FETCH, metadata=shard_metadata(fetched, prepared.snapshot.block_number)
+    )
+    yield from selected_results(context, FETCH, judge())
+
+
+def _checks_selected(context: dg.AssetExecutionContext, key: dg.AssetKey) -> bool:
+    return any(c.asset_key == key for c in context.selected_asset_check_keys)
 
 
 def shard_metadata(fetched: ShardFetched, block: int) -> dict[str, Any]:
@@ -145,30 +176,42 @@ def shard_metadata(fetched: ShardFetched, block: int) -> dict[str, Any]:
 
 def ingest_shard(
     context: dg.AssetExecutionContext, clickhouse: ClickHouseResource
-) -> dg.MaterializeResult:
-    """The shard's newest validated staging run, loaded into the ingest table."""
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The shard's newest validated staging run, loaded into the ingest table, then its checks'
+    reads in the same engine session (pandera judges the spooled rows after it)."""
     shard = shard_index(context.partition_key)
+    metadata: dict[str, Any] | None = None
+    judge: Judge = list
     with clickhouse.held(merges=False) as store:
         tables.ensure_schema(store)
-        latest = tables.shard_run_to_ingest(store, shard, context.run.run_id)
-        if latest is None:
-            raise dg.Failure(
-                f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
-                f"for {context.partition_key} first"
-            )
-        run_id, _generation = latest
-        tables.ingest_shard(store, shard, run_id)
-        superseded = tables.drop_superseded_runs(store, shard, run_id)
-        outcomes = tables.shard_outcomes(store, shard, run_id)
-        loaded = outcomes.get("resolved", 0)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/partition_row_count": loaded,
-                "loaded_rows": loaded,
-                "from_fetch_run": run_id,
-                "superseded_fetch_runs_dropped": superseded,
-            }
+        if INGEST in context.selected_asset_keys:
+            metadata = _ingest(store, shard, context)
+        if _checks_selected(context, INGEST):
+            judge = read_ingested(store, shard, context.run.run_id)
+    if metadata is not None:
+        yield dg.MaterializeResult(asset_key=INGEST, metadata=metadata)
+    yield from selected_results(context, INGEST, judge())
+
+
+def _ingest(
+    store: ClickHouseStore, shard: int, context: dg.AssetExecutionContext
+) -> dict[str, Any]:
+    latest = tables.shard_run_to_ingest(store, shard, context.run.run_id)
+    if latest is None:
+        raise dg.Failure(
+            f"{context.partition_key} has no validated fetch yet: materialise goldsky_payouts "
+            f"for {context.partition_key} first"
         )
+    run_id, _generation = latest
+    tables.ingest_shard(store, shard, run_id)
+    superseded = tables.drop_superseded_runs(store, shard, run_id)
+    loaded = tables.shard_outcomes(store, shard, run_id).get("resolved", 0)
+    return {
+        "dagster/partition_row_count": loaded,
+        "loaded_rows": loaded,
+        "from_fetch_run": run_id,
+        "superseded_fetch_runs_dropped": superseded,
+    }
 
 
 def shard_assets(
@@ -200,37 +243,53 @@ def shard_assets(
     ) -> dg.MaterializeResult:
         return snapshot_ids(context, clickhouse, goldsky, id_source, shards)
 
-    fetch = dg.asset(
+    fetch = dg.multi_asset(
         name="goldsky_payouts",
-        group_name=GROUP,
-        owners=OWNERS,
-        kinds={"clickhouse", "graphql"},
+        specs=[
+            dg.AssetSpec(
+                FETCH,
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds={"clickhouse", "graphql"},
+                deps=[missing_condition_ids],
+                description=(
+                    "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the "
+                    "backfill's snapshot block, in batches of up to 1000 ids with `first` set to "
+                    "the batch size. Every row is validated (pandera PayoutRow) before it is "
+                    "written to the staging table payout_backfill.goldsky_payouts; rows that "
+                    "break a rule are staged as `rejected` with the rule. A failed batch fails "
+                    "the shard with its ids in the failure metadata and nothing of the run is "
+                    "kept; re-running the shard replaces its rows. Its checks run in the same "
+                    "step and block the ingest."
+                ),
+                metadata=table_name("payout_backfill.goldsky_payouts"),
+            )
+        ],
+        check_specs=fetch_check_specs(partitions),
         partitions_def=partitions,
-        deps=[missing_condition_ids],
-        description=(
-            "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the backfill's "
-            "snapshot block, in batches of up to 1000 ids with `first` set to the batch size. Every "
-            "row is validated (pandera PayoutRow) before it is written to the staging table "
-            "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with the "
-            "rule. A failed batch fails the shard with its ids in the failure metadata and nothing "
-            "of the run is kept; re-running the shard replaces its rows."
-        ),
-        metadata=table_name("payout_backfill.goldsky_payouts"),
+        can_subset=True,
     )(fetch_shard)
-    ingest = dg.asset(
+    ingest = dg.multi_asset(
         name="resolutions_external_ingest",
-        group_name=GROUP,
-        owners=OWNERS,
-        kinds={"clickhouse", "table"},
+        specs=[
+            dg.AssetSpec(
+                INGEST,
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds={"clickhouse", "table"},
+                deps=[FETCH],
+                description=(
+                    "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
+                    "(source = 'goldsky'), loaded per shard from the newest validated staging "
+                    "run. ReplacingMergeTree keyed by condition_id with a version column: the "
+                    "newest fetch wins; read it with FINAL."
+                ),
+                metadata=table_name("default.resolutions_external_ingest"),
+            )
+        ],
+        check_specs=ingest_check_specs(partitions),
         partitions_def=partitions,
-        deps=[fetch],
-        description=(
-            "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
-            "(source = 'goldsky'), loaded per shard from the newest validated staging run. "
-            "ReplacingMergeTree keyed by condition_id with a version column: the newest fetch wins; "
-            "read it with FINAL."
-        ),
-        metadata=table_name("default.resolutions_external_ingest"),
+        can_subset=True,
     )(ingest_shard)
     return missing_condition_ids, fetch, ingest
 

@@ -2,29 +2,30 @@
 
 The rules live in ``payout_assets/validate/rules.py`` (the pandera ``PayoutRow`` model re-applied
 to what was written, plus counts read with FINAL and the ledger), shared with
-``payout-backfill verify``. The in-asset validation is what guards the data: a failing blocking
+``payout-backfill verify``. The two shard assets evaluate their checks in their own steps, whose
+engine session their reads share (``assets.fetch_shard``, ``assets.ingest_shard``); the UI can
+still run them alone. The in-asset validation is what guards the data: a failing blocking
 check does not un-checkpoint a partition in Dagster 1.13, so bad rows never get this far; these
 checks are what people see, with the offending condition ids as markdown samples.
 """
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 import dagster as dg
 
-from payout_assets.defs.assets import (
-    goldsky_payouts,
-    missing_condition_ids,
-    resolutions_external_ingest,
-    vw_resolutions_truth,
-)
-from payout_assets.defs.partitions import shard_index
 from payout_assets.settings import max_rejected_share
 from payout_assets.validate import rules
 from payout_assets.validate.rules import Markdown, RuleResult
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore
+
+# The checked assets, by key: the assets module builds the shard assets with these checks.
+SNAPSHOT = dg.AssetKey("missing_condition_ids")
+FETCH = dg.AssetKey("goldsky_payouts")
+INGEST = dg.AssetKey("resolutions_external_ingest")
+VIEW = dg.AssetKey("vw_resolutions_truth")
 
 
 def _metadata_value(value: object) -> object:
@@ -35,12 +36,11 @@ def _metadata_value(value: object) -> object:
     return value
 
 
-def _results(
-    asset: dg.AssetsDefinition, results: Iterable[RuleResult]
-) -> Iterator[dg.AssetCheckResult]:
+def check_results(key: dg.AssetKey, results: Iterable[RuleResult]) -> Iterator[dg.AssetCheckResult]:
+    """Rule results as the Checks tab shows them: a failed rule is an ERROR unless it only warns."""
     for result in results:
         yield dg.AssetCheckResult(
-            asset_key=asset.key,
+            asset_key=key,
             check_name=result.name,
             passed=result.passed,
             severity=dg.AssetCheckSeverity.WARN
@@ -51,24 +51,14 @@ def _results(
         )
 
 
-def _run_slices(
-    context: dg.AssetCheckExecutionContext, store: ClickHouseStore, shards: Sequence[str]
-) -> list[tables.RunSlice]:
-    """The slices of the staging runs a check reads: this run's shard, else every shard."""
-    partition = context.run.tags.get("dagster/partition")
-    keys = [partition] if partition else shards
-    out: list[tables.RunSlice] = []
-    for shard in map(shard_index, keys):
-        run = tables.shard_run_to_ingest(store, shard, context.run.run_id)
-        if run is not None:
-            out += tables.run_slices(store, shard, run[0])
-    return out
-
-
 def _spec(
-    asset: dg.AssetsDefinition, name: str, description: str, blocking: bool = True
+    key: dg.AssetKey,
+    name: str,
+    description: str,
+    partitions: dg.PartitionsDefinition | None = None,
+    blocking: bool = True,
 ) -> dg.AssetCheckSpec:
-    """A check of ``asset``, partitioned as the asset is.
+    """A check of ``key``, partitioned as the asset is.
 
     A shard's check results must be recorded against its shard: Dagster shows a check's latest
     execution on the Checks tab only if it targets the asset's latest materialization, and for
@@ -80,11 +70,7 @@ def _spec(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         return dg.AssetCheckSpec(
-            name,
-            asset=asset,
-            description=description,
-            blocking=blocking,
-            partitions_def=asset.partitions_def,
+            name, asset=key, description=description, blocking=blocking, partitions_def=partitions
         )
 
 
@@ -101,98 +87,114 @@ _RULE_SPECS = [
 ]
 
 
-def shard_checks(
-    fetch: dg.AssetsDefinition, ingest: dg.AssetsDefinition
-) -> tuple[dg.AssetChecksDefinition, dg.AssetChecksDefinition]:
-    """The checks of ``goldsky_payouts`` and ``resolutions_external_ingest``, partitioned as
-    they are (``assets.shard_assets``)."""
-    assert fetch.partitions_def is not None, "goldsky_payouts is partitioned by shard"
-    shards = fetch.partitions_def.get_partition_keys()
-
-    @dg.multi_asset_check(
-        specs=[
-            *(_spec(fetch, name, f"Staged payouts: {what}") for name, what in _RULE_SPECS),
-            _spec(fetch, "unique_condition_ids", "Each id asked for has exactly one staged row."),
-            _spec(
-                fetch,
-                "rejected_share",
-                "Rejected rows stay below PAYOUT_MAX_REJECTED_SHARE (default 1%).",
-            ),
-        ],
-    )
-    def goldsky_payouts_checks(
-        context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
-    ) -> Iterator[dg.AssetCheckResult]:
-        # One engine session reads the counts and spools the rows; pandera validates them after
-        # it, so other shards' writers wait for reads only, never for pandera.
-        with clickhouse.held(merges=False) as store:
-            slices = _run_slices(context, store, shards)
-            counted = rules.staged_rules(store, slices, max_rejected_share())
-            rows = rules.spool_payouts(store, slices, staged=True)
-        yield from _results(fetch, [*rules.payout_rules(rows), *counted])
-
-    @dg.multi_asset_check(
-        specs=[
-            *(_spec(ingest, name, f"Ingested (FINAL): {what}") for name, what in _RULE_SPECS),
-            _spec(
-                ingest,
-                "unique_after_dedup",
-                "Read with FINAL, every condition appears once.",
-            ),
-            _spec(
-                ingest,
-                "canonical_condition_ids",
-                "Every condition id in the table is canonical (64 lowercase hex, no 0x).",
-            ),
-        ],
-    )
-    def resolutions_external_ingest_checks(
-        context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
-    ) -> Iterator[dg.AssetCheckResult]:
-        with clickhouse.held(merges=False) as store:  # as for goldsky_payouts' checks
-            slices = _run_slices(context, store, shards)
-            unique = rules.ingested_unique(store, slices)
-            canonical = rules.canonical_ids(store)
-            rows = rules.spool_payouts(store, slices)
-        yield from _results(ingest, [*rules.payout_rules(rows), unique, canonical])
-
-    return goldsky_payouts_checks, resolutions_external_ingest_checks
+def fetch_check_specs(partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The checks of ``goldsky_payouts``, evaluated in its own step (``assets.fetch_shard``)."""
+    return [
+        *(_spec(FETCH, name, f"Staged payouts: {what}", partitions) for name, what in _RULE_SPECS),
+        _spec(
+            FETCH,
+            "unique_condition_ids",
+            "Each id asked for has exactly one staged row.",
+            partitions,
+        ),
+        _spec(
+            FETCH,
+            "rejected_share",
+            "Rejected rows stay below PAYOUT_MAX_REJECTED_SHARE (default 1%).",
+            partitions,
+        ),
+    ]
 
 
-goldsky_payouts_checks, resolutions_external_ingest_checks = shard_checks(
-    goldsky_payouts, resolutions_external_ingest
-)
+def ingest_check_specs(partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The checks of ``resolutions_external_ingest``, evaluated in its own step."""
+    return [
+        *(
+            _spec(INGEST, name, f"Ingested (FINAL): {what}", partitions)
+            for name, what in _RULE_SPECS
+        ),
+        _spec(
+            INGEST,
+            "unique_after_dedup",
+            "Read with FINAL, every condition appears once.",
+            partitions,
+        ),
+        _spec(
+            INGEST,
+            "canonical_condition_ids",
+            "Every condition id in the table is canonical (64 lowercase hex, no 0x).",
+            partitions,
+        ),
+    ]
+
+
+Judge = Callable[[], list[RuleResult]]
+
+
+def read_staged(store: ClickHouseStore, shard: int, run_id: str) -> Judge:
+    """Read what ``goldsky_payouts``' checks need of the shard's fetch (this run's, else the
+    newest published) in the caller's engine session; the returned call runs pandera over the
+    spooled rows after that session, so other shards' writers wait for reads only."""
+    with store.session():
+        slices = _run_slices(store, shard, run_id)
+        counted = rules.staged_rules(store, slices, max_rejected_share())
+        rows = rules.spool_payouts(store, slices, staged=True)
+    return lambda: [*rules.payout_rules(rows), *counted]
+
+
+def read_ingested(store: ClickHouseStore, shard: int, run_id: str) -> Judge:
+    """As ``read_staged``, for ``resolutions_external_ingest``'s checks."""
+    with store.session():
+        slices = _run_slices(store, shard, run_id)
+        unique = rules.ingested_unique(store, slices)
+        canonical = rules.canonical_ids(store)
+        rows = rules.spool_payouts(store, slices)
+    return lambda: [*rules.payout_rules(rows), unique, canonical]
+
+
+def _run_slices(store: ClickHouseStore, shard: int, run_id: str) -> list[tables.RunSlice]:
+    run = tables.shard_run_to_ingest(store, shard, run_id)
+    return [] if run is None else tables.run_slices(store, shard, run[0])
+
+
+def selected_results(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, results: Iterable[RuleResult]
+) -> Iterator[dg.AssetCheckResult]:
+    """The results of the checks of ``key`` that the run selected (all, unless the UI or a
+    selection asked for some)."""
+    wanted = {c.name for c in context.selected_asset_check_keys if c.asset_key == key}
+    yield from check_results(key, (r for r in results if r.name in wanted))
 
 
 @dg.multi_asset_check(
     specs=[
-        _spec(vw_resolutions_truth, "one_row_per_condition", "Exactly one row per condition_id."),
+        _spec(VIEW, "one_row_per_condition", "Exactly one row per condition_id."),
         _spec(
-            vw_resolutions_truth,
+            VIEW,
             "external_rows_present",
             "Every valid ingested payout is visible in the view.",
         ),
         _spec(
-            vw_resolutions_truth,
+            VIEW,
             "coverage",
             "Resolved and ingested / ids asked for; the original expected 70-80% (WARN outside).",
             blocking=False,
         ),
         _spec(
-            vw_resolutions_truth,
+            VIEW,
             "error_rate",
             "Failed and rejected ids stay below 1% of the ids asked (the original's criterion).",
             blocking=False,
         ),
         _spec(
-            vw_resolutions_truth,
+            VIEW,
             "sources_agree",
             "Conditions where two sources (market_resolutions_final, Polygon, Goldsky) hold "
             "different payouts, from payout_backfill.source_disagreements (WARN, with a sample).",
             blocking=False,
         ),
         _spec(
-            vw_resolutions_truth,
+            VIEW,
             "ledger_accounts_for_every_id",
             "Every id that entered the backfill has exactly one latest state, and none is left pending.",
             blocking=False,
@@ -201,8 +203,8 @@ goldsky_payouts_checks, resolutions_external_ingest_checks = shard_checks(
 )
 def vw_resolutions_truth_checks(clickhouse: ClickHouseResource) -> Iterator[dg.AssetCheckResult]:
     with clickhouse.held() as store:
-        yield from _results(
-            vw_resolutions_truth,
+        yield from check_results(
+            VIEW,
             [
                 rules.view_one_row(store),
                 rules.view_external_present(store),
@@ -215,12 +217,12 @@ def vw_resolutions_truth_checks(clickhouse: ClickHouseResource) -> Iterator[dg.A
 
 
 @dg.asset_check(
-    asset=missing_condition_ids,
+    asset=SNAPSHOT,
     name="ledger_accounts_for_every_id",
     description="The ledger's states for this snapshot sum to the distinct ids that entered.",
     blocking=True,
 )
 def missing_condition_ids_ledger(clickhouse: ClickHouseResource) -> dg.AssetCheckResult:
     with clickhouse.held() as store:
-        (result,) = _results(missing_condition_ids, [rules.ledger_accounts(store, final=False)])
+        (result,) = check_results(SNAPSHOT, [rules.ledger_accounts(store, final=False)])
     return result

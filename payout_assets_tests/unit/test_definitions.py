@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 
 from payout_assets.definitions import defs
-from payout_assets.defs import assets, checks, schedules
+from payout_assets.defs import assets, schedules
 from payout_assets.defs.partitions import shard_partitions, shard_partitions_def
 
 MISSION = ["missing_condition_ids", "goldsky_payouts", "resolutions_external_ingest"]
@@ -93,6 +93,6 @@ def test_the_shard_count_is_the_partitions_definitions(monkeypatch: pytest.Monke
     keys = ["shard-00", "shard-01", "shard-02"]
     assert fetch.partitions_def.get_partition_keys() == keys
     assert ingest.partitions_def.get_partition_keys() == keys
-    for check in checks.shard_checks(fetch, ingest):
-        for spec in check.check_specs:
+    for asset in (fetch, ingest):
+        for spec in asset.check_specs:
             assert spec.partitions_def == fetch.partitions_def, spec.name
