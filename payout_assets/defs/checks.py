@@ -16,7 +16,8 @@ import dagster as dg
 
 from payout_assets.settings import max_rejected_share
 from payout_assets.validate import rules
-from payout_assets.validate.rules import Markdown, RuleResult
+from payout_assets.validate.markdown import Markdown
+from payout_assets.validate.rules import RuleResult
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.resource import ClickHouseResource
 from payout_assets.warehouse.store import ClickHouseStore

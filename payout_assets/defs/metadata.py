@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import dagster as dg
 
-from payout_assets.validate.rules import counts_markdown, markdown_table
+from payout_assets.validate.markdown import counts_markdown, markdown_table
 
 
 def md_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> dg.MetadataValue:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from payout_assets.validate.markdown import counts_markdown, markdown_table
 from payout_assets.validate.schema import VALIDATE_ROWS, validate_chunks
 from payout_assets.warehouse import tables
 from payout_assets.warehouse.store import ClickHouseStore
@@ -29,23 +30,6 @@ INDEX_RULES = {"winning_index_consistent", "at_least_two_outcomes", "at_most_256
 TIME_RULES = {"resolved_at_not_in_future"}
 COVERAGE_EXPECTED = (0.70, 0.80)  # the original quick-start's expectation: a WARN, not an error
 RunSlices = Sequence[tables.RunSlice]  # the slices of the shard runs a check reads
-
-
-class Markdown(str):
-    """Metadata text meant to be rendered as markdown."""
-
-
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Markdown:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return Markdown("\n".join(lines))
-
-
-def counts_markdown(counts: Mapping[str, int], label: str = "state") -> Markdown:
-    total = sum(counts.values())
-    rows = [(k, f"{v:,}", f"{v / total:.1%}" if total else "-") for k, v in sorted(counts.items())]
-    rows.append(("**total**", f"**{total:,}**", ""))
-    return markdown_table([label, "ids", "share"], rows)
 
 
 @dataclass(frozen=True)

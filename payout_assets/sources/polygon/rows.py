@@ -14,7 +14,6 @@ from typing import Any
 
 from payout_assets.sources.polygon.events import ChainResolution
 from payout_assets.validate.payouts import DATETIME_MAX, MAX_OUTCOMES, winning_index
-from payout_assets.validate.schema import rule_failures
 
 COLUMNS = (
     "condition_id",
@@ -57,6 +56,9 @@ def to_rows(
         }
         for e in events
     ]
+    # pandera (and pandas) load here, not at import: the CLI imports this module and never builds rows
+    from payout_assets.validate.schema import rule_failures
+
     failures = rule_failures(records)
     rows = []
     for position, (e, record) in enumerate(zip(events, records, strict=True)):
