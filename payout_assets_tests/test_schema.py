@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,36 @@ def test_a_new_version_is_applied_once_and_a_newer_store_is_refused(
     monkeypatch.setattr(schema, "SCHEMA_VERSION", schema.SCHEMA_VERSION - 1)
     with pytest.raises(schema.SchemaTooNewError, match="newer than this release"):
         tables.ensure_schema(store)
+
+
+def _outdated_parts(store: ClickHouseStore) -> int:
+    return store.query_rows(
+        "SELECT count() FROM system.parts WHERE database = 'payout_backfill' AND NOT active"
+    )[0][0]
+
+
+def test_an_embedded_store_deletes_the_parts_merges_made_outdated_in_its_next_session(
+    store: ClickHouseStore,
+) -> None:
+    """Outdated parts are deleted only by the engine's cleanup task. By default it first runs
+    30 to 40 seconds after the engine opens, longer than the pipeline's sessions last, so they
+    piled up and every open loaded them; the schema gives the embedded store's tables a cleanup
+    that runs a second in."""
+    tables.ensure_schema(store)
+    for n in range(3):  # three parts, merged into one: the three are now outdated
+        store.insert(
+            "payout_backfill.missing_condition_ids",
+            [(f"{n:064x}", 0, "g")],
+            ["condition_id", "shard", "generation"],
+        )
+    store.command("OPTIMIZE TABLE payout_backfill.missing_condition_ids FINAL")
+    assert _outdated_parts(store) == 3
+    with store.session():  # the next session: its cleanup deletes them while it lasts
+        deadline = time.monotonic() + 10  # well under the default's first run
+        while _outdated_parts(store) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _outdated_parts(store) == 0
+    assert store.query_rows("SELECT count() FROM payout_backfill.missing_condition_ids") == [(3,)]
 
 
 # -- a full disk, for real ----------------------------------------------------------------------

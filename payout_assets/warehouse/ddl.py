@@ -75,6 +75,12 @@ def cluster_problem(dsn: str, cluster: str | None) -> str | None:
     return None
 
 
+def created_table(statement: str) -> str | None:
+    """``db.table`` when ``statement`` creates a MergeTree-family table, else None."""
+    match = _CREATE_TABLE.match(statement)
+    return f"{match['db']}.{match['table']}" if match else None
+
+
 def render(statement: str, target: Target) -> list[str]:
     """``statement`` as ``target`` runs it (one or, for a clustered table, two statements)."""
     if target.cluster is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from payout_assets.warehouse.ddl import Target, render
+from payout_assets.warehouse.ddl import Target, created_table, render
 from payout_assets.warehouse.sql import load_sql, statements
 from payout_assets.warehouse.store import ClickHouseStore, StoreError
 
@@ -32,6 +32,7 @@ SCHEMA_FILES = (
     "views/ledger_resolved_by.sql",
 )
 VERSION_TABLE = "payout_backfill.schema_version"
+EMBEDDED_FILE = "schema/embedded_table_settings.sql"  # per table, for the embedded engine only
 
 
 class SchemaTooNewError(StoreError):
@@ -42,16 +43,23 @@ def schema_digest() -> str:
     """What the store records with the version: an edit of a schema file without a version bump
     still reaches existing stores (once)."""
     digest = hashlib.sha256()
-    for name in SCHEMA_FILES:
+    for name in (*SCHEMA_FILES, EMBEDDED_FILE):
         digest.update(name.encode() + b"\0" + load_sql(name).encode() + b"\0")
     return digest.hexdigest()
 
 
-def schema_statements(target: Target) -> list[str]:
+def schema_statements(target: Target, embedded: bool = False) -> list[str]:
     """Every statement of the schema, rendered for ``target`` (one server, Cloud or a cluster),
-    the version table last but one: the version is recorded after it."""
+    the version table's last (the version is recorded after them); for the ``embedded`` engine,
+    each table then gets the settings of ``EMBEDDED_FILE``."""
     names = (*SCHEMA_FILES, "schema/create_version_table.sql")
-    return [rendered for name in names for s in statements(name) for rendered in render(s, target)]
+    created = [s for name in names for s in statements(name)]
+    if embedded:
+        (settings,) = statements(EMBEDDED_FILE)
+        created += [
+            settings.format(table=table) for table in filter(None, map(created_table, created))
+        ]
+    return [rendered for s in created for rendered in render(s, target)]
 
 
 def recorded_version(store: ClickHouseStore) -> tuple[int, str] | None:
@@ -83,7 +91,7 @@ def migrate(store: ClickHouseStore) -> bool:
                 f"release's {SCHEMA_VERSION}: run the payout-backfill release that migrated it"
             )
         store.ensure_room_for_ddl("the schema migration")
-        for statement in schema_statements(store.ddl_target):
+        for statement in schema_statements(store.ddl_target, store.embedded):
             store.command(statement)
         store.run_file("schema/record_version.sql", {"version": wanted[0], "digest": wanted[1]})
     return True
