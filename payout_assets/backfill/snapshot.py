@@ -14,7 +14,7 @@ from pathlib import Path
 from payout_assets.sources.goldsky.client import GoldskyClient, SubgraphMeta
 from payout_assets.sources.goldsky.errors import PermanentGoldskyError
 from payout_assets.validate.ids import InvalidId, iter_id_lines, normalize_condition_id
-from payout_assets.warehouse import tables
+from payout_assets.warehouse import schema, tables
 from payout_assets.warehouse.store import ClickHouseStore
 from payout_assets.warehouse.tables import Snapshot
 
@@ -55,6 +55,8 @@ def take_snapshot(
     on an incremental refresh, those the subgraph has not changed), assign the rest to
     ``shards`` shards and publish them as the current snapshot, pinned to the subgraph's block."""
     tables.ensure_schema(store)
+    if deleted := schema.delete_outdated_parts(store):
+        log.info(f"the store deleted {deleted} parts that earlier merges left outdated")
     previous = tables.current_snapshot(store)
     meta = client.meta()
     if meta.has_indexing_errors:

@@ -12,6 +12,7 @@ change, once, after checking that the disk has room for it.
 from __future__ import annotations
 
 import hashlib
+import time
 
 from payout_assets.warehouse.ddl import Target, created_table, render
 from payout_assets.warehouse.sql import load_sql, statements
@@ -33,6 +34,7 @@ SCHEMA_FILES = (
 )
 VERSION_TABLE = "payout_backfill.schema_version"
 EMBEDDED_FILE = "schema/embedded_table_settings.sql"  # per table, for the embedded engine only
+CLEANUP_WAIT_S = 3.0  # the cleanup first runs a second after the engine opens (EMBEDDED_FILE)
 
 
 class SchemaTooNewError(StoreError):
@@ -95,3 +97,25 @@ def migrate(store: ClickHouseStore) -> bool:
             store.command(statement)
         store.run_file("schema/record_version.sql", {"version": wanted[0], "digest": wanted[1]})
     return True
+
+
+def delete_outdated_parts(store: ClickHouseStore) -> int:
+    """Keep an embedded store's session open until its cleanup has deleted the parts earlier
+    merges left outdated (at most ``CLEANUP_WAIT_S``); returns how many it deleted.
+
+    Called as a backfill starts: the last backfill's view step merged what its shards wrote,
+    and no session since may have lasted the second the cleanup needs, while every engine open
+    loads every outdated part. A fresh store, or a server, has nothing to wait for."""
+    if not store.embedded:
+        return 0
+    with store.session():
+        found = left = _outdated_parts(store)
+        deadline = time.monotonic() + CLEANUP_WAIT_S
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = _outdated_parts(store)
+    return found - left
+
+
+def _outdated_parts(store: ClickHouseStore) -> int:
+    return int(store.query_file("meta/outdated_parts.sql")[0][0])
