@@ -7,7 +7,7 @@ Every asset is a ClickHouse object; the ledger (``payout_backfill.id_ledger``) r
 of every id that entered, so nothing is lost without a trace.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -214,6 +214,36 @@ def _ingest(
     }
 
 
+def _shard_asset(
+    key: dg.AssetKey,
+    table: str,
+    kinds: set[str],
+    upstream: dg.AssetsDefinition | dg.AssetKey,
+    description: str,
+    partitions: dg.PartitionsDefinition,
+    checks: list[dg.AssetCheckSpec],
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """One shard asset, partitioned by shard, whose checks run in its own step; subsettable,
+    so that the UI can run the checks alone."""
+    return dg.multi_asset(
+        name=key.to_user_string(),
+        specs=[
+            dg.AssetSpec(
+                key,
+                group_name=GROUP,
+                owners=OWNERS,
+                kinds=kinds,
+                deps=[upstream],
+                description=description,
+                metadata=table_name(table),
+            )
+        ],
+        check_specs=checks,
+        partitions_def=partitions,
+        can_subset=True,
+    )
+
+
 def shard_assets(
     partitions: dg.StaticPartitionsDefinition,
 ) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition, dg.AssetsDefinition]:
@@ -243,53 +273,32 @@ def shard_assets(
     ) -> dg.MaterializeResult:
         return snapshot_ids(context, clickhouse, goldsky, id_source, shards)
 
-    fetch = dg.multi_asset(
-        name="goldsky_payouts",
-        specs=[
-            dg.AssetSpec(
-                FETCH,
-                group_name=GROUP,
-                owners=OWNERS,
-                kinds={"clickhouse", "graphql"},
-                deps=[missing_condition_ids],
-                description=(
-                    "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the "
-                    "backfill's snapshot block, in batches of up to 1000 ids with `first` set to "
-                    "the batch size. Every row is validated (pandera PayoutRow) before it is "
-                    "written to the staging table payout_backfill.goldsky_payouts; rows that "
-                    "break a rule are staged as `rejected` with the rule. A failed batch fails "
-                    "the shard with its ids in the failure metadata and nothing of the run is "
-                    "kept; re-running the shard replaces its rows. Its checks run in the same "
-                    "step and block the ingest."
-                ),
-                metadata=table_name("payout_backfill.goldsky_payouts"),
-            )
-        ],
-        check_specs=fetch_check_specs(partitions),
-        partitions_def=partitions,
-        can_subset=True,
+    fetch = _shard_asset(
+        FETCH,
+        "payout_backfill.goldsky_payouts",
+        {"clickhouse", "graphql"},
+        missing_condition_ids,
+        "One shard's payout vectors fetched from the Goldsky subgraph, pinned to the backfill's "
+        "snapshot block, in batches of up to 1000 ids with `first` set to the batch size. Every "
+        "row is validated (pandera PayoutRow) before it is written to the staging table "
+        "payout_backfill.goldsky_payouts; rows that break a rule are staged as `rejected` with "
+        "the rule. A failed batch fails the shard with its ids in the failure metadata and "
+        "nothing of the run is kept; re-running the shard replaces its rows. Its checks run in "
+        "the same step and block the ingest.",
+        partitions,
+        fetch_check_specs(partitions),
     )(fetch_shard)
-    ingest = dg.multi_asset(
-        name="resolutions_external_ingest",
-        specs=[
-            dg.AssetSpec(
-                INGEST,
-                group_name=GROUP,
-                owners=OWNERS,
-                kinds={"clickhouse", "table"},
-                deps=[FETCH],
-                description=(
-                    "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
-                    "(source = 'goldsky'), loaded per shard from the newest validated staging "
-                    "run. ReplacingMergeTree keyed by condition_id with a version column: the "
-                    "newest fetch wins; read it with FINAL."
-                ),
-                metadata=table_name("default.resolutions_external_ingest"),
-            )
-        ],
-        check_specs=ingest_check_specs(partitions),
-        partitions_def=partitions,
-        can_subset=True,
+    ingest = _shard_asset(
+        INGEST,
+        "default.resolutions_external_ingest",
+        {"clickhouse", "table"},
+        FETCH,
+        "default.resolutions_external_ingest: resolved payout vectors from Goldsky "
+        "(source = 'goldsky'), loaded per shard from the newest validated staging run. "
+        "ReplacingMergeTree keyed by condition_id with a version column: the newest fetch wins; "
+        "read it with FINAL.",
+        partitions,
+        ingest_check_specs(partitions),
     )(ingest_shard)
     return missing_condition_ids, fetch, ingest
 
