@@ -55,9 +55,10 @@ def take_snapshot(
     on an incremental refresh, those the subgraph has not changed), assign the rest to
     ``shards`` shards and publish them as the current snapshot, pinned to the subgraph's block."""
     tables.ensure_schema(store)
-    if deleted := schema.delete_outdated_parts(store):
-        log.info(f"the store deleted {deleted} parts that earlier merges left outdated")
-    previous = tables.current_snapshot(store)
+    with store.session():  # the cleanup's wait and the read of the previous snapshot: one open
+        if deleted := schema.delete_outdated_parts(store):
+            log.info(f"the store deleted {deleted} parts that earlier merges left outdated")
+        previous = tables.current_snapshot(store)
     meta = client.meta()
     if meta.has_indexing_errors:
         log.warning(
